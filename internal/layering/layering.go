@@ -1,0 +1,156 @@
+package layering
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	"strata/internal/closure"
+)
+
+// DefaultBudget is the default total number of layers of an image,
+// customisation layer included. Store-path groups get DefaultBudget-1.
+const DefaultBudget = 100
+
+// Group is one layer's worth of store paths. A layer's identity is its set of
+// paths: two images share a layer exactly when they chose the same group.
+type Group struct {
+	// Paths are the store paths of the group, sorted.
+	Paths []string `json:"paths"`
+}
+
+// Key is the group's stable identity: the hex sha256 of its sorted paths
+// joined by "\n".
+func (g Group) Key() string {
+	h := sha256.New()
+	for i, p := range g.Paths {
+		if i > 0 {
+			h.Write([]byte{'\n'})
+		}
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Strategy splits a closure into layer groups.
+type Strategy interface {
+	// Name is the name New knows the strategy by.
+	Name() string
+	// Layers splits the closure g into at most budget groups (budget < 1
+	// counts as 1). Every path of g is in exactly one group, each group's
+	// paths are sorted, and the order of the groups is deterministic: the
+	// most widely shared (base) groups first, the image-specific ones last.
+	// The result depends only on g, budget and the strategy's
+	// configuration, never on what the strategy grouped before.
+	Layers(g *closure.Graph, budget int) []Group
+}
+
+// Names lists the strategies New knows, the default first.
+func Names() []string {
+	return []string{"strata", "popularity", "dockertools", "nix2container", "nixery"}
+}
+
+// New returns the strategy called name configured with popularity data pop.
+// pop may be nil: each strategy then falls back to reference counts within
+// the closure it is grouping (see PopularityFromGraph). An empty name is the
+// default strategy.
+func New(name string, pop Popularity) (Strategy, error) {
+	idx := newPopIndex(pop)
+	switch name {
+	case "", "strata":
+		return newStrata(idx), nil
+	case "popularity":
+		return &popularityStrategy{pop: idx}, nil
+	case "dockertools":
+		return &dockerTools{}, nil
+	case "nix2container":
+		return &nix2container{}, nil
+	case "nixery":
+		return &nixery{pop: idx}, nil
+	}
+	return nil, fmt.Errorf("layering: unknown strategy %q (known: %s)", name, strings.Join(Names(), ", "))
+}
+
+// Default returns the default strategy ("strata") without popularity data.
+func Default() Strategy {
+	s, _ := New("", nil)
+	return s
+}
+
+// StoreName returns the name part of a store path: "hello-2.12.1" for
+// "/nix/store/<hash>-hello-2.12.1". A string that does not look like a store
+// path is returned with any directory stripped.
+func StoreName(path string) string {
+	base := path
+	if i := strings.LastIndexByte(base, '/'); i >= 0 {
+		base = base[i+1:]
+	}
+	if i := strings.IndexByte(base, '-'); i > 0 && i+1 < len(base) {
+		return base[i+1:]
+	}
+	return base
+}
+
+// PName returns the package name of a store name without its version, as
+// Nix's parseDrvName splits it: the version starts at the first dash that is
+// followed by a character that is not a letter. "python3.11-numpy-1.26.4"
+// gives "python3.11-numpy"; "hello" gives "hello".
+func PName(name string) string {
+	for i := 0; i+1 < len(name); i++ {
+		if name[i] == '-' {
+			c := name[i+1]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+				return name[:i]
+			}
+		}
+	}
+	return name
+}
+
+// finish sorts each group's paths, drops empty groups and returns them.
+func finish(groups [][]string) []Group {
+	out := make([]Group, 0, len(groups))
+	for _, ps := range groups {
+		if len(ps) == 0 {
+			continue
+		}
+		ps = append([]string(nil), ps...)
+		sort.Strings(ps)
+		out = append(out, Group{Paths: ps})
+	}
+	return out
+}
+
+// splitTop gives the first n-1 paths of ranked a layer each and puts the rest
+// into one final group, so that the result has at most n groups. It is the
+// split dockerTools, nix2container and the "popularity" strategy use.
+func splitTop(ranked []string, n int) []Group {
+	if n < 1 {
+		n = 1
+	}
+	var groups [][]string
+	if len(ranked) <= n {
+		for _, p := range ranked {
+			groups = append(groups, []string{p})
+		}
+		return finish(groups)
+	}
+	for _, p := range ranked[:n-1] {
+		groups = append(groups, []string{p})
+	}
+	groups = append(groups, ranked[n-1:])
+	return finish(groups)
+}
+
+// referrers counts, for each path of g, the paths of g that refer to it.
+func referrers(g *closure.Graph) map[string]int {
+	n := make(map[string]int, len(g.Paths))
+	for _, p := range g.Paths {
+		for _, r := range p.References {
+			n[r]++
+		}
+	}
+	return n
+}
