@@ -1,0 +1,208 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+)
+
+// ErrorCode is an error code of the OCI distribution spec v1.1 (plus UNKNOWN
+// and the few non-spec codes listed in the table).
+type ErrorCode string
+
+// The error codes of the distribution spec, and UNKNOWN.
+const (
+	CodeBlobUnknown         ErrorCode = "BLOB_UNKNOWN"
+	CodeBlobUploadInvalid   ErrorCode = "BLOB_UPLOAD_INVALID"
+	CodeBlobUploadUnknown   ErrorCode = "BLOB_UPLOAD_UNKNOWN"
+	CodeDigestInvalid       ErrorCode = "DIGEST_INVALID"
+	CodeManifestBlobUnknown ErrorCode = "MANIFEST_BLOB_UNKNOWN"
+	CodeManifestInvalid     ErrorCode = "MANIFEST_INVALID"
+	CodeManifestUnknown     ErrorCode = "MANIFEST_UNKNOWN"
+	CodeNameInvalid         ErrorCode = "NAME_INVALID"
+	CodeNameUnknown         ErrorCode = "NAME_UNKNOWN"
+	CodeSizeInvalid         ErrorCode = "SIZE_INVALID"
+	CodeUnauthorized        ErrorCode = "UNAUTHORIZED"
+	CodeDenied              ErrorCode = "DENIED"
+	CodeUnsupported         ErrorCode = "UNSUPPORTED"
+	CodeTooManyRequests     ErrorCode = "TOOMANYREQUESTS"
+	CodeUnknown             ErrorCode = "UNKNOWN"
+
+	// CodePaginationNumberInvalid is not in the spec; CNCF distribution
+	// answers it for a bad "n" on tags/list.
+	CodePaginationNumberInvalid ErrorCode = "PAGINATION_NUMBER_INVALID"
+)
+
+type codeInfo struct {
+	status  int
+	message string // default message
+}
+
+// errorTable is the one table of error codes and their HTTP statuses.
+// Handlers pick a code; a status override (UNSUPPORTED as 415, a long URL
+// as 414) is set on the Error itself.
+var errorTable = map[ErrorCode]codeInfo{
+	CodeBlobUnknown:             {http.StatusNotFound, "blob unknown to registry"},
+	CodeBlobUploadInvalid:       {http.StatusBadRequest, "blob upload invalid"},
+	CodeBlobUploadUnknown:       {http.StatusNotFound, "blob upload unknown to registry"},
+	CodeDigestInvalid:           {http.StatusBadRequest, "provided digest did not match uploaded content"},
+	CodeManifestBlobUnknown:     {http.StatusNotFound, "manifest references a manifest or blob unknown to registry"},
+	CodeManifestInvalid:         {http.StatusBadRequest, "manifest invalid"},
+	CodeManifestUnknown:         {http.StatusNotFound, "manifest unknown to registry"},
+	CodeNameInvalid:             {http.StatusBadRequest, "invalid repository name"},
+	CodeNameUnknown:             {http.StatusNotFound, "repository name not known to registry"},
+	CodeSizeInvalid:             {http.StatusBadRequest, "provided length did not match content length"},
+	CodeUnauthorized:            {http.StatusUnauthorized, "authentication required"},
+	CodeDenied:                  {http.StatusForbidden, "requested access to the resource is denied"},
+	CodeUnsupported:             {http.StatusMethodNotAllowed, "the operation is unsupported"},
+	CodeTooManyRequests:         {http.StatusTooManyRequests, "too many requests"},
+	CodeUnknown:                 {http.StatusInternalServerError, "unknown error"},
+	CodePaginationNumberInvalid: {http.StatusBadRequest, "invalid number of results requested"},
+}
+
+// ErrorCodes returns every code of the table, sorted.
+func ErrorCodes() []ErrorCode {
+	codes := make([]ErrorCode, 0, len(errorTable))
+	for c := range errorTable {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	return codes
+}
+
+// Status is the HTTP status of the code (500 for a code not in the table).
+func (c ErrorCode) Status() int {
+	if info, ok := errorTable[c]; ok {
+		return info.status
+	}
+	return http.StatusInternalServerError
+}
+
+// Known reports whether c is in the table.
+func (c ErrorCode) Known() bool {
+	_, ok := errorTable[c]
+	return ok
+}
+
+// Error is a registry error as sent to clients. Handlers return it; the
+// dispatcher writes it.
+type Error struct {
+	Code    ErrorCode
+	Message string // defaults to the table's message for Code
+	Detail  any    // optional, any JSON value
+	// HTTPStatus overrides the table's status when non-zero.
+	HTTPStatus int
+}
+
+// NewError returns an Error with code and message ("" for the default).
+func NewError(code ErrorCode, message string) *Error {
+	return &Error{Code: code, Message: message}
+}
+
+// WithDetail sets the detail and returns e.
+func (e *Error) WithDetail(detail any) *Error { e.Detail = detail; return e }
+
+// WithStatus overrides the HTTP status and returns e.
+func (e *Error) WithStatus(status int) *Error { e.HTTPStatus = status; return e }
+
+// Error implements error.
+func (e *Error) Error() string { return string(e.Code) + ": " + e.message() }
+
+// ErrorCode returns the code; it makes Error one of the errors the handler
+// maps by code.
+func (e *Error) ErrorCode() string { return string(e.Code) }
+
+// Status is the HTTP status of the response.
+func (e *Error) Status() int {
+	if e.HTTPStatus != 0 {
+		return e.HTTPStatus
+	}
+	return e.Code.Status()
+}
+
+func (e *Error) message() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	if info, ok := errorTable[e.Code]; ok {
+		return info.message
+	}
+	return string(e.Code)
+}
+
+// errorBody is the JSON body of an error response.
+type errorBody struct {
+	Errors []errorEntry `json:"errors"`
+}
+
+type errorEntry struct {
+	Code    ErrorCode `json:"code"`
+	Message string    `json:"message"`
+	Detail  any       `json:"detail,omitempty"`
+}
+
+// mapError turns any error into the Error sent to the client. internal
+// reports that the real error must be logged and was not shown.
+//
+//   - *Error is sent as is.
+//   - An error implementing ErrorCode() string (found with errors.As) gets
+//     that code (UNKNOWN if the code is not in the table), its Error() text
+//     as the message, the status of an optional HTTPStatus() int method
+//     (400-599) and the detail of an optional ErrorDetail() any method.
+//   - context.DeadlineExceeded: 504 UNKNOWN "timed out".
+//   - context.Canceled: 499-style; sent as 503 UNKNOWN (the client is
+//     usually gone).
+//   - Anything else: 500 UNKNOWN "internal error".
+func mapError(err error) (e *Error, internal bool) {
+	var re *Error
+	if errors.As(err, &re) {
+		return re, false
+	}
+	var coder interface{ ErrorCode() string }
+	if errors.As(err, &coder) {
+		code := ErrorCode(coder.ErrorCode())
+		if !code.Known() {
+			code = CodeUnknown
+		}
+		e := &Error{Code: code, Message: err.Error()}
+		var st interface{ HTTPStatus() int }
+		if errors.As(err, &st) {
+			if s := st.HTTPStatus(); s >= 400 && s <= 599 {
+				e.HTTPStatus = s
+			}
+		}
+		var det interface{ ErrorDetail() any }
+		if errors.As(err, &det) {
+			e.Detail = det.ErrorDetail()
+		}
+		return e, false
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Code: CodeUnknown, Message: "timed out", HTTPStatus: http.StatusGatewayTimeout}, true
+	case errors.Is(err, context.Canceled):
+		return &Error{Code: CodeUnknown, Message: "request canceled", HTTPStatus: http.StatusServiceUnavailable}, true
+	}
+	return &Error{Code: CodeUnknown, Message: "internal error"}, true
+}
+
+// writeError writes e as a spec error response.
+func writeError(w http.ResponseWriter, r *http.Request, e *Error) {
+	body, err := json.Marshal(errorBody{Errors: []errorEntry{{Code: e.Code, Message: e.message(), Detail: e.Detail}}})
+	if err != nil { // a Detail that does not marshal
+		body, _ = json.Marshal(errorBody{Errors: []errorEntry{{Code: e.Code, Message: e.message()}}})
+	}
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", itoa(int64(len(body))))
+	h.Del("Docker-Content-Digest")
+	h.Del("Content-Range")
+	h.Del("ETag")
+	w.WriteHeader(e.Status())
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}

@@ -1,0 +1,240 @@
+// Package registry is strata's http.Handler for the OCI distribution API
+// v1.1: exact status codes, headers and error bodies, one error table.
+//
+// Manifests by tag come from a Backend (which may build the image on
+// demand); blobs, and manifests by digest, are read from a storage.Store
+// under storage.BlobKey(digest).
+//
+// Namespaces and digests: strata's names are on-demand package lists, not
+// owned repositories, so content is shared by every name, like Nixery: a
+// digest request (manifest or blob) under any valid repository name is
+// answered from the one content-addressed store, without checking that the
+// name ever produced that digest. The name is still validated, so a bad
+// name is NAME_INVALID before any storage access. A manifest by digest is
+// served only if the stored bytes parse as an image manifest or index (a
+// layer or config blob is never served as a manifest: MANIFEST_UNKNOWN).
+//
+// Routing: a name may hold slashes, so the endpoint is found from the end
+// of the path (the last "/manifests/", "/blobs/", "/referrers/", or a
+// trailing "/tags/list"). Each endpoint is a handler method in a route
+// table keyed by endpoint and HTTP method; push routes (uploads, manifest
+// PUT, DELETE) and referrers are parsed already and answer 405 UNSUPPORTED
+// until they are implemented.
+package registry
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"strata/internal/storage"
+)
+
+// Manifest is a manifest as served.
+type Manifest struct {
+	Body      []byte
+	MediaType string
+	Digest    string // sha256:... of Body; computed when empty
+}
+
+// Backend resolves manifests by tag for on-demand names; blobs and
+// manifests by digest are read from the Store directly.
+type Backend interface {
+	// Manifest returns the manifest of repo:tag, building it if needed.
+	// accept is the client's parsed Accept list (media types). The
+	// backend stores the manifest as a blob under its digest before it
+	// returns, so a later pull by digest finds it in the Store.
+	Manifest(ctx context.Context, repo, tag string, accept []string) (Manifest, error)
+	// Tags lists the tags of repo.
+	Tags(ctx context.Context, repo string) ([]string, error)
+}
+
+// Options configure the handler.
+type Options struct {
+	// Store holds blobs and manifests by digest. Required.
+	Store storage.Store
+	// Backend answers manifests by tag and tag lists. Required.
+	Backend Backend
+	// Log receives the access log (msg "request") and internal errors.
+	// Default: discard.
+	Log *slog.Logger
+	// Redirect, when positive and the Store implements
+	// storage.Redirector, answers blob GETs with a 307 to a URL valid
+	// for this long. Default 0: blobs are served by this handler.
+	Redirect time.Duration
+}
+
+// MaxManifestSize is the largest manifest served or accepted (4 MiB, the
+// size the spec says registries should accept at least).
+const MaxManifestSize = 4 << 20
+
+// handlerFunc serves one endpoint. A returned error is written with the
+// error table; it must not have written a response itself then.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
+
+// handler is the registry http.Handler.
+type handler struct {
+	store    storage.Store
+	backend  Backend
+	log      *slog.Logger
+	redirect time.Duration
+	routes   [numRouteKinds]map[string]handlerFunc
+}
+
+// New returns the registry handler. It panics if Store or Backend is nil.
+func New(opts Options) http.Handler {
+	if opts.Store == nil || opts.Backend == nil {
+		panic("registry: Options.Store and Options.Backend are required")
+	}
+	h := &handler{store: opts.Store, backend: opts.Backend, log: opts.Log, redirect: opts.Redirect}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.routes[routeBase] = map[string]handlerFunc{
+		http.MethodGet:  h.base,
+		http.MethodHead: h.base,
+	}
+	h.routes[routeManifest] = map[string]handlerFunc{
+		http.MethodGet:  h.getManifest,
+		http.MethodHead: h.getManifest,
+	}
+	h.routes[routeBlob] = map[string]handlerFunc{
+		http.MethodGet:  h.getBlob,
+		http.MethodHead: h.getBlob,
+	}
+	h.routes[routeTags] = map[string]handlerFunc{
+		http.MethodGet: h.listTags,
+	}
+	// Push and referrers come later: the routes parse and answer 405.
+	h.routes[routeUploads] = map[string]handlerFunc{}
+	h.routes[routeUpload] = map[string]handlerFunc{}
+	h.routes[routeReferrers] = map[string]handlerFunc{}
+	return h
+}
+
+// ServeHTTP implements http.Handler: parse, dispatch, map errors, log.
+func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &responseWriter{ResponseWriter: rw}
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	err := h.serve(w, r)
+	if err != nil {
+		e, internal := mapError(err)
+		if internal {
+			h.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
+				slog.String("method", r.Method),
+				slog.String("path", truncate(r.URL.Path, 1024)),
+				slog.String("error", err.Error()))
+		}
+		if w.status == 0 {
+			writeError(w, r, e)
+		}
+	}
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("method", r.Method),
+		slog.String("path", truncate(r.URL.EscapedPath(), 1024)),
+		slog.Int("status", status),
+		slog.Int64("bytes", w.bytes),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("remote", r.RemoteAddr))
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) error {
+	if len(r.RequestURI) > MaxURILength || len(r.URL.EscapedPath()) > MaxURILength {
+		return NewError(CodeNameInvalid, "request URI too long").WithStatus(http.StatusRequestURITooLong)
+	}
+	rt, err := parsePath(r.URL.EscapedPath())
+	if err != nil {
+		return err
+	}
+	methods := h.routes[rt.kind]
+	f, ok := methods[r.Method]
+	if !ok {
+		allow := make([]string, 0, len(methods))
+		for m := range methods {
+			allow = append(allow, m)
+		}
+		sort.Strings(allow)
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+		}
+		return NewError(CodeUnsupported, "method "+truncate(r.Method, 32)+" is not supported on this endpoint")
+	}
+	return f(w, r, rt)
+}
+
+// base answers GET /v2/: the API version check.
+func (h *handler) base(w http.ResponseWriter, r *http.Request, _ route) error {
+	writeJSON(w, r, http.StatusOK, []byte("{}\n"))
+	return nil
+}
+
+// writeJSON writes a JSON body with its length (no body for HEAD).
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// responseWriter records the status and body size for the access log.
+type responseWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *responseWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps the sendfile fast path of the underlying writer.
+func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
+	}
+	w.bytes += n
+	return n, err
+}
+
+// Flush implements http.Flusher when the underlying writer does.
+func (w *responseWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
