@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"strata/internal/publish"
+)
+
+// remoteFlags are the flags every command that talks to registries shares.
+type remoteFlags struct {
+	jobs          int
+	insecure      bool
+	username      string
+	passwordStdin bool
+	tokenCommand  string
+	tokenTimeout  time.Duration
+	json          bool
+	debug         bool
+}
+
+func (f *remoteFlags) add(cmd *cobra.Command, withJobs bool) {
+	fl := cmd.Flags()
+	if withJobs {
+		fl.IntVar(&f.jobs, "jobs", 4, "blobs transferred at once")
+	}
+	fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS to any registry (plain HTTP to localhost and 127.0.0.0/8 is always allowed)")
+	fl.StringVar(&f.username, "username", "", "user name for the destination registry (with --password-stdin, $REGISTRY_TOKEN or --token-command as the password)")
+	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "read the destination registry's password from stdin")
+	fl.StringVar(&f.tokenCommand, "token-command", "", "command run with sh -c when no other credential is found; its stdout is the token (or the password, with --username)")
+	fl.DurationVar(&f.tokenTimeout, "token-command-timeout", 30*time.Second, "time limit for --token-command")
+	fl.BoolVar(&f.json, "json", false, "print a JSON summary instead of plain lines")
+	fl.BoolVar(&f.debug, "debug", false, "log every HTTP request (credentials redacted) at debug level")
+}
+
+// logger returns the logger for the library: env.Log, or a debug-level one
+// in the same format with --debug.
+func (f *remoteFlags) logger(cmd *cobra.Command, env *Env) *slog.Logger {
+	if !f.debug {
+		return env.Log
+	}
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	if fl := cmd.Flag("log-format"); fl != nil && fl.Value.String() == "text" {
+		return slog.New(slog.NewTextHandler(env.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(env.Stderr, opts))
+}
+
+// keychain builds the credentials for a destination registry.
+func (f *remoteFlags) keychain(cmd *cobra.Command, env *Env, log *slog.Logger, dst string) (authn.Keychain, error) {
+	opts := publish.CredOptions{
+		Username:            f.username,
+		TokenCommand:        f.tokenCommand,
+		TokenCommandTimeout: f.tokenTimeout,
+		Getenv:              env.Getenv,
+		Log:                 log,
+	}
+	if f.passwordStdin {
+		if f.username == "" {
+			return nil, errors.New("--password-stdin needs --username")
+		}
+		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 64<<10))
+		if err != nil {
+			return nil, fmt.Errorf("read password from stdin: %w", err)
+		}
+		opts.Password = string(bytes.TrimRight(b, "\r\n"))
+		if opts.Password == "" {
+			return nil, errors.New("--password-stdin: stdin was empty: pipe the password in")
+		}
+	}
+	var nopts []name.Option
+	if f.insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	ref, err := name.ParseReference(dst, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("destination %q: %w (want REGISTRY/REPOSITORY[:TAG|@DIGEST])", dst, err)
+	}
+	// Flag and token credentials go to the destination's registry only.
+	opts.Registries = []string{ref.Context().RegistryStr()}
+	return publish.Keychain(opts), nil
+}
+
+// print writes a result as a plain line or JSON.
+func (f *remoteFlags) print(env *Env, verb string, r publish.Result) error {
+	if f.json {
+		enc := json.NewEncoder(env.Stdout)
+		return enc.Encode(r)
+	}
+	_, err := fmt.Fprintf(env.Stdout, "%s %s@%s\n", verb, refWithoutDigest(r.Ref), r.Digest)
+	return err
+}
+
+func refWithoutDigest(s string) string {
+	if d, err := name.NewDigest(s); err == nil {
+		return d.Context().String()
+	}
+	return s
+}
+
+// copyCommand builds push and copy, which differ only in their help.
+func copyCommand(env *Env, use, short, long, verb string) *cobra.Command {
+	var f remoteFlags
+	var chunk int64
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := f.logger(cmd, env)
+			kc, err := f.keychain(cmd, env, log, args[1])
+			if err != nil {
+				return err
+			}
+			r, err := publish.Copy(cmd.Context(), args[0], args[1], publish.CopyOptions{
+				Jobs: f.jobs, Insecure: f.insecure, Keychain: kc, ChunkSize: chunk, Log: log,
+			})
+			if err != nil {
+				return err
+			}
+			return f.print(env, verb, r)
+		},
+	}
+	f.add(cmd, true)
+	cmd.Flags().Int64Var(&chunk, "chunk-size", 0, "upload blobs larger than this many bytes in chunks (0: one request per blob, chunks only if the registry refuses it)")
+	return cmd
+}
+
+const sourcesHelp = `SRC is one of:
+  oci:DIR                       an OCI layout (several manifests: pushed as its index)
+  oci:DIR:REF                   the manifest named REF (ref.name annotation or digest)
+  docker-archive:FILE[:REPO:TAG] a docker save / docker-archive tarball
+  REGISTRY/REPO[:TAG|@DIGEST]   an image or index in a registry
+
+Digests are preserved (an index is copied with all its children byte for byte),
+blobs already in the destination are skipped and blobs in another repository of
+the same registry are mounted. Requests failing with 408, 429 or 5xx are retried
+with back-off, honouring Retry-After.
+
+Credentials for the destination, first found wins: --username with
+--password-stdin; $REGISTRY_TOKEN (a registry token sent as Bearer, or the
+password with --username); docker config.json ($DOCKER_CONFIG) and podman
+auth.json ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json) with
+their credential helpers; --token-command. Other registries use the files only.`
+
+func init() {
+	register(func(env *Env) *cobra.Command {
+		return copyCommand(env, "push SRC DST", "Push a local image (OCI layout, docker-archive) to a registry",
+			"Push SRC to the registry reference DST.\n\n"+sourcesHelp, "pushed")
+	})
+}
