@@ -14,7 +14,12 @@ const (
 	// update of their referrer does not re-upload them.
 	privateMax = 4 << 20
 	// tinyMax is the largest block that never gets a layer of its own.
-	tinyMax = 1 << 20
+	tinyMax = 256 << 10
+	// tierDiv sets the width of a popularity tier for small blocks: the
+	// bit length of the popularity divided by tierDiv.
+	tierDiv = 2
+	// valueW weighs size against popularity when ranking blocks.
+	valueW = 3
 )
 
 // strata is the default strategy.
@@ -42,10 +47,6 @@ func (s *strata) Layers(g *closure.Graph, budget int) []Group {
 		return nil
 	}
 	rin := referrers(g)
-	isRoot := make(map[string]bool, len(g.Roots))
-	for _, r := range g.Roots {
-		isRoot[r] = true
-	}
 	popOf := func(p string) (int64, bool) {
 		if s.pop == nil {
 			return int64(rin[p]), true
@@ -56,7 +57,7 @@ func (s *strata) Layers(g *closure.Graph, budget int) []Group {
 	parent := make(map[string]string)
 	for _, p := range paths {
 		for _, q := range g.Paths[p].References {
-			if _, ok := g.Paths[q]; !ok || isRoot[q] || rin[q] != 1 || g.Paths[q].NarSize >= privateMax {
+			if _, ok := g.Paths[q]; !ok || rin[q] != 1 || g.Paths[q].NarSize >= privateMax {
 				continue
 			}
 			if c, ok := popOf(q); ok && c <= 1 {
@@ -85,71 +86,64 @@ func (s *strata) Layers(g *closure.Graph, budget int) []Group {
 		b.paths = append(b.paths, p)
 		b.size += g.Paths[p].NarSize
 	}
-	// Step 2: candidates for a layer of their own, best first.
-	var cands, merged []*block
+	// Step 2: blocks of tinyMax bytes or more are candidates for a layer of
+	// their own, best first; smaller ones are merged.
+	var cands, small []*block
 	for _, h := range paths {
 		b := blocks[h]
 		if b == nil {
 			continue
 		}
 		if b.size < tinyMax {
-			merged = append(merged, b)
+			small = append(small, b)
 		} else {
 			cands = append(cands, b)
 		}
 	}
 	sort.SliceStable(cands, func(i, j int) bool { return blockBefore(cands[i], cands[j]) })
-	// Step 3: merged blocks go to a group per popularity tier.
-	tierOf := func(b *block) int { return bits.Len64(uint64(b.pop)) / 2 }
-	tiers := make(map[int][]*block)
-	for _, b := range merged {
-		tiers[tierOf(b)] = append(tiers[tierOf(b)], b)
-	}
-	keep := len(cands)
-	for keep+len(tierSet(tiers, cands[keep:], tierOf)) > budget && keep > 0 {
-		keep--
-	}
-	for _, b := range cands[keep:] {
-		tiers[tierOf(b)] = append(tiers[tierOf(b)], b)
+	// Step 3: within budget, small blocks share one group per popularity
+	// tier. Over budget, the best budget-1 candidates keep their own
+	// layer and everything else goes to one final group.
+	tiers := make(map[int][]string)
+	for _, b := range small {
+		t := bits.Len64(uint64(b.pop)) / tierDiv
+		tiers[t] = append(tiers[t], b.paths...)
 	}
 	var groups [][]string
-	for _, b := range cands[:keep] {
+	if len(cands)+len(tiers) <= budget {
+		// Solo blocks first, the most widely used first.
+		sort.SliceStable(cands, func(i, j int) bool { return cands[i].pop > cands[j].pop })
+		for _, b := range cands {
+			groups = append(groups, b.paths)
+		}
+		keys := make([]int, 0, len(tiers))
+		for t := range tiers {
+			keys = append(keys, t)
+		}
+		sort.Sort(sort.Reverse(sort.IntSlice(keys)))
+		for _, t := range keys {
+			groups = append(groups, tiers[t])
+		}
+		return finish(groups)
+	}
+	keep := budget - 1
+	if keep > len(cands) {
+		keep = len(cands)
+	}
+	solo := append([]*block(nil), cands[:keep]...)
+	sort.SliceStable(solo, func(i, j int) bool { return solo[i].pop > solo[j].pop })
+	for _, b := range solo {
 		groups = append(groups, b.paths)
 	}
-	tierKeys := make([]int, 0, len(tiers))
-	for t := range tiers {
-		tierKeys = append(tierKeys, t)
+	var rest []string
+	for _, b := range cands[keep:] {
+		rest = append(rest, b.paths...)
 	}
-	sort.Sort(sort.Reverse(sort.IntSlice(tierKeys)))
-	var tierGroups [][]string
-	for _, t := range tierKeys {
-		var ps []string
-		for _, b := range tiers[t] {
-			ps = append(ps, b.paths...)
-		}
-		tierGroups = append(tierGroups, ps)
+	for _, b := range small {
+		rest = append(rest, b.paths...)
 	}
-	// Too many tiers for the budget: merge the least popular ones.
-	room := budget - keep
-	for len(tierGroups) > room && len(tierGroups) > 1 {
-		n := len(tierGroups)
-		tierGroups[n-2] = append(tierGroups[n-2], tierGroups[n-1]...)
-		tierGroups = tierGroups[:n-1]
-	}
-	return finish(append(groups, tierGroups...))
-}
-
-// tierSet counts the distinct tiers of the merged blocks (already in tiers)
-// and of extra.
-func tierSet(tiers map[int][]*block, extra []*block, tierOf func(*block) int) map[int]bool {
-	set := make(map[int]bool, len(tiers))
-	for t := range tiers {
-		set[t] = true
-	}
-	for _, b := range extra {
-		set[tierOf(b)] = true
-	}
-	return set
+	groups = append(groups, rest)
+	return finish(groups)
 }
 
 // blockBefore orders blocks for a layer of their own: by the bytes a layer
@@ -166,6 +160,7 @@ func blockBefore(a, b *block) bool {
 	return a.root < b.root
 }
 
+
 func blockValue(b *block) int {
-	return 2*bits.Len64(uint64(b.size)) + bits.Len64(uint64(b.pop))
+	return valueW*bits.Len64(uint64(b.size)) + bits.Len64(uint64(b.pop))
 }
