@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -79,7 +80,7 @@ func newClient(ctx context.Context, jobs int, insecure bool, kc authn.Keychain, 
 		// whole-upload retries for failures inside an upload session.
 		remote.WithRetryStatusCodes(),
 	}
-	c.names = []name.Option{name.StrictValidation}
+	c.names = []name.Option{name.WeakValidation}
 	if insecure {
 		c.names = append(c.names, name.Insecure)
 	}
@@ -173,7 +174,7 @@ func Copy(ctx context.Context, src, dst string, opts CopyOptions) (Result, error
 		return Result{}, fmt.Errorf("destination digest %s differs from the source's %s: name the destination by tag, or by the source's digest", dg.DigestStr(), d)
 	}
 	if err := c.push(ctx, dstRef, a.taggable()); err != nil {
-		return Result{}, fmt.Errorf("push %s: %w", dstRef, err)
+		return Result{}, fmt.Errorf("push %s: %w", dstRef, explain(err))
 	}
 	return Result{Ref: dstRef.String(), Digest: d.String(), MediaType: string(mt), Size: size}, nil
 }
@@ -198,7 +199,7 @@ func (c *client) open(ctx context.Context, src string) (artifact, error) {
 func (c *client) openRemote(ctx context.Context, ref name.Reference) (artifact, error) {
 	desc, err := remote.Get(ref, append(c.remote, remote.WithContext(ctx))...)
 	if err != nil {
-		return artifact{}, fmt.Errorf("fetch %s: %w", ref, err)
+		return artifact{}, fmt.Errorf("fetch %s: %w", ref, explain(err))
 	}
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
@@ -293,4 +294,23 @@ func openArchive(spec string) (artifact, error) {
 		return artifact{}, fmt.Errorf("read docker-archive %s: %w (with several images, name one: docker-archive:FILE:REPO:TAG)", file, err)
 	}
 	return artifact{img: img}, nil
+}
+
+// explain adds what to do next to registry errors that need the user.
+func explain(err error) error {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	switch te.StatusCode {
+	case 401:
+		return fmt.Errorf("authentication refused: %w (check the credentials: --username with --password-stdin, $REGISTRY_TOKEN, docker/podman login, or --token-command)", err)
+	case 403:
+		return fmt.Errorf("access denied: %w (the credentials lack permission for this repository)", err)
+	case 404:
+		return fmt.Errorf("%w (check the reference exists)", err)
+	case 429:
+		return fmt.Errorf("%w (rate limited: try again later, or with fewer --jobs)", err)
+	}
+	return err
 }

@@ -183,11 +183,11 @@ func CreateIndex(ctx context.Context, dst string, opts IndexOptions) (Result, er
 	for _, ch := range children {
 		target := dstRef.Context().Digest(ch.digest.String())
 		if err := c.push(ctx, target, ch.img); err != nil {
-			return Result{}, fmt.Errorf("copy %s to %s: %w", ch.ref, target, err)
+			return Result{}, fmt.Errorf("copy %s to %s: %w", ch.ref, target, explain(err))
 		}
 	}
 	if err := c.push(ctx, dstRef, idx); err != nil {
-		return Result{}, fmt.Errorf("push index %s: %w", dstRef, err)
+		return Result{}, fmt.Errorf("push index %s: %w", dstRef, explain(err))
 	}
 	raw, err := idx.RawManifest()
 	if err != nil {
