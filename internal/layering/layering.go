@@ -80,15 +80,16 @@ func Default() Strategy {
 }
 
 // StoreName returns the name part of a store path: "hello-2.12.1" for
-// "/nix/store/<hash>-hello-2.12.1". A string that does not look like a store
-// path is returned with any directory stripped.
+// "/nix/store/<hash>-hello-2.12.1". A string without a slash is taken to be
+// a name already and returned unchanged.
 func StoreName(path string) string {
-	base := path
-	if i := strings.LastIndexByte(base, '/'); i >= 0 {
-		base = base[i+1:]
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return path
 	}
-	if i := strings.IndexByte(base, '-'); i > 0 && i+1 < len(base) {
-		return base[i+1:]
+	base := path[i+1:]
+	if j := strings.IndexByte(base, '-'); j > 0 && j+1 < len(base) {
+		return base[j+1:]
 	}
 	return base
 }

@@ -160,7 +160,6 @@ func blockBefore(a, b *block) bool {
 	return a.root < b.root
 }
 
-
 func blockValue(b *block) int {
 	return valueW*bits.Len64(uint64(b.size)) + bits.Len64(uint64(b.pop))
 }
