@@ -109,9 +109,9 @@ func TestGroupKey(t *testing.T) {
 func TestNames(t *testing.T) {
 	for in, want := range map[string][2]string{
 		"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-2.12.1": {"hello-2.12.1", "hello"},
-		"python3.11-numpy-1.26.4":                                {"python3.11-numpy-1.26.4", "python3.11-numpy"},
-		"/nix/store/abc-bash-interactive-5.2p26":                 {"bash-interactive-5.2p26", "bash-interactive"},
-		"/nix/store/abc-cacert":                                  {"cacert", "cacert"},
+		"python3.11-numpy-1.26.4":                                  {"python3.11-numpy-1.26.4", "python3.11-numpy"},
+		"/nix/store/abc-bash-interactive-5.2p26":                   {"bash-interactive-5.2p26", "bash-interactive"},
+		"/nix/store/abc-cacert":                                    {"cacert", "cacert"},
 	} {
 		if n := StoreName(in); n != want[0] {
 			t.Errorf("StoreName(%s) = %s, want %s", in, n, want[0])
