@@ -81,8 +81,10 @@ func TestFSCrashLeavesOnlyStagingGarbage(t *testing.T) {
 		}
 		w.Write([]byte("half a blob"))
 	}
-	if keys, _ := s.List(ctx, ""); len(keys) != 0 {
-		t.Fatalf("uncommitted writes visible: %q", keys)
+	for _, prefix := range []string{"", "_", "_staging", "_staging/", "_staging/w"} {
+		if keys, _ := s.List(ctx, prefix); len(keys) != 0 {
+			t.Fatalf("List(%q): uncommitted writes visible: %q", prefix, keys)
+		}
 	}
 	staging := filepath.Join(dir, storage.StagingDir)
 	ents, _ := os.ReadDir(staging)
