@@ -201,6 +201,8 @@ func writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 	h.Del("Docker-Content-Digest")
 	h.Del("Content-Range")
 	h.Del("ETag")
+	h.Del("Cache-Control")
+	h.Del("Location")
 	w.WriteHeader(e.Status())
 	if r.Method != http.MethodHead {
 		w.Write(body)

@@ -277,8 +277,7 @@ func (redirectStore) RedirectURL(ctx context.Context, key string, ttl time.Durat
 }
 
 func TestBlobRedirect(t *testing.T) {
-	var e *env
-	e = newEnvWith(t, func(o *registry.Options) {
+	e := newEnvWith(t, func(o *registry.Options) {
 		o.Store = redirectStore{o.Store}
 		o.Redirect = 10 * time.Minute
 	})

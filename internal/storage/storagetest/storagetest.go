@@ -301,7 +301,7 @@ func testConcurrentSameKey(t *testing.T, s storage.Store) {
 				}
 				r, err := s.Open(ctx, "same")
 				if err != nil {
-					errs <- fmt.Errorf("Open during writes: %w", err)
+					errs <- fmt.Errorf("open during writes: %w", err)
 					return
 				}
 				b, err := io.ReadAll(r)
