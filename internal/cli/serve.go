@@ -1,0 +1,239 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"strata/internal/builder"
+	"strata/internal/image"
+	"strata/internal/layer"
+	"strata/internal/layering"
+	"strata/internal/nix"
+	"strata/internal/registry"
+	"strata/internal/storage"
+	"strata/web"
+)
+
+// serveOptions are the flags of strata serve. Each flag's default comes from
+// the Nixery variable named in its help, so strata is a drop-in for Nixery;
+// a flag given on the command line wins.
+type serveOptions struct {
+	listen      string
+	pkgsPath    string
+	channel     string
+	pkgsRepo    string
+	storage     string
+	storagePath string
+	nixTimeout  time.Duration
+	builders    string
+	popularity  string
+	strategy    string
+	maxLayers   int
+	platforms   string
+	epoch       int64
+	compression string
+}
+
+func init() { register(newServeCmd) }
+
+func newServeCmd(env *Env) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the on-demand registry: pull HOST/shell/hello and get an image of those Nix packages",
+		Long: `serve runs an OCI registry that builds images on demand from the image name:
+every path component is a package attribute of the package set, plus the
+meta-packages shell, amd64, arm64 and buildpacks.
+
+Nixery's environment variables keep working (PORT, NIXERY_PKGS_PATH,
+NIXERY_CHANNEL, NIXERY_PKGS_REPO, NIXERY_STORAGE_BACKEND, STORAGE_PATH,
+NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), env, o)
+		},
+	}
+	f := cmd.Flags()
+	get := env.Getenv
+	listen := "127.0.0.1:8080"
+	if p := get("PORT"); p != "" {
+		listen = ":" + p
+	}
+	timeout := 60 * time.Second
+	if t := get("NIX_TIMEOUT"); t != "" {
+		if n, err := strconv.Atoi(t); err == nil {
+			timeout = time.Duration(n) * time.Second
+		} else if d, err := time.ParseDuration(t); err == nil {
+			timeout = d
+		}
+	}
+	backend := "filesystem"
+	if v := get("NIXERY_STORAGE_BACKEND"); v != "" {
+		backend = v
+	}
+	var epoch int64 = 1
+	if v := get("SOURCE_DATE_EPOCH"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			epoch = n
+		}
+	}
+	f.StringVar(&o.listen, "listen", listen, "address to listen on (PORT=N means :N)")
+	f.StringVar(&o.pkgsPath, "pkgs-path", get("NIXERY_PKGS_PATH"), "package set at a local path (NIXERY_PKGS_PATH)")
+	f.StringVar(&o.channel, "channel", get("NIXERY_CHANNEL"), "nixpkgs channel or commit (NIXERY_CHANNEL)")
+	f.StringVar(&o.pkgsRepo, "pkgs-repo", get("NIXERY_PKGS_REPO"), "package set in a git repository; the image tag selects a ref (NIXERY_PKGS_REPO)")
+	f.StringVar(&o.storage, "storage", backend, "storage backend: filesystem (NIXERY_STORAGE_BACKEND)")
+	f.StringVar(&o.storagePath, "storage-path", get("STORAGE_PATH"), "directory of the filesystem storage (STORAGE_PATH)")
+	f.DurationVar(&o.nixTimeout, "nix-timeout", timeout, "time limit of one Nix build (NIX_TIMEOUT, in seconds)")
+	f.StringVar(&o.builders, "nix-builders", "", "Nix remote builders, as Nix's builders setting (default: Nix's own configuration)")
+	f.StringVar(&o.popularity, "popularity", get("NIX_POPULARITY_URL"), "popularity data in Nixery's format, a path or URL (NIX_POPULARITY_URL)")
+	f.StringVar(&o.strategy, "strategy", layering.Default().Name(), "layering strategy")
+	f.IntVar(&o.maxLayers, "max-layers", 100, "most layers in an image, the customisation layer included")
+	f.StringVar(&o.platforms, "platforms", hostPlatform(), "platforms to build, comma-separated, each os/arch[=native|cross|remote]")
+	f.Int64Var(&o.epoch, "source-date-epoch", epoch, "modification time of every file in the layers (SOURCE_DATE_EPOCH)")
+	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip or zstd")
+	return cmd
+}
+
+func hostPlatform() string { return "linux/" + runtime.GOARCH }
+
+var nixSystems = map[string]string{"amd64": "x86_64-linux", "arm64": "aarch64-linux"}
+
+// parsePlatforms parses "linux/amd64,linux/arm64=cross".
+func parsePlatforms(s string) ([]builder.Platform, error) {
+	host := nixSystems[runtime.GOARCH]
+	var out []builder.Platform
+	seen := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, mode, _ := strings.Cut(item, "=")
+		p, err := image.ParsePlatform(name)
+		if err != nil {
+			return nil, err
+		}
+		if p.OS != "linux" {
+			return nil, fmt.Errorf("platform %s: only linux images can be built from Nix packages", name)
+		}
+		sys, ok := nixSystems[p.Architecture]
+		if !ok {
+			return nil, fmt.Errorf("platform %s: unsupported architecture; use linux/amd64 or linux/arm64", name)
+		}
+		if seen[p.String()] {
+			return nil, fmt.Errorf("platform %s given twice", name)
+		}
+		seen[p.String()] = true
+		if p.Architecture == "arm64" && p.Variant == "" {
+			p.Variant = "v8"
+		}
+		if mode == "" {
+			mode = "native"
+			if sys != host {
+				mode = "cross"
+			}
+		}
+		var t nix.Target
+		switch mode {
+		case "native", "remote":
+			// remote: Nix hands the build to a builder for that system.
+			t = nix.Target{System: sys}
+		case "cross":
+			t = nix.Target{System: host, CrossSystem: sys}
+		default:
+			return nil, fmt.Errorf("platform %s: mode %q: use native, cross or remote", name, mode)
+		}
+		out = append(out, builder.Platform{Platform: p, Target: t})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--platforms names no platform; use e.g. linux/amd64")
+	}
+	return out, nil
+}
+
+func runServe(ctx context.Context, env *Env, o *serveOptions) error {
+	if env.Getenv("GCS_BUCKET") != "" || o.storage == "gcs" {
+		return errors.New("Google Cloud Storage is not supported; use --storage filesystem")
+	}
+	if o.compression != "gzip" && o.compression != "zstd" {
+		return fmt.Errorf("--compression %q: use gzip or zstd", o.compression)
+	}
+	if o.storage != "filesystem" {
+		return fmt.Errorf("--storage %q: use filesystem", o.storage)
+	}
+	if o.storagePath == "" {
+		return errors.New("no storage directory: set --storage-path (or STORAGE_PATH)")
+	}
+	if o.pkgsPath == "" && o.channel == "" && o.pkgsRepo == "" {
+		return errors.New("no package source: set --pkgs-path, --pkgs-repo or --channel (or NIXERY_PKGS_PATH, NIXERY_PKGS_REPO, NIXERY_CHANNEL)")
+	}
+	plats, err := parsePlatforms(o.platforms)
+	if err != nil {
+		return fmt.Errorf("--platforms: %w", err)
+	}
+	store, err := storage.NewFS(o.storagePath)
+	if err != nil {
+		return err
+	}
+	var pop layering.Popularity
+	if o.popularity != "" {
+		if pop, err = layering.LoadPopularity(ctx, o.popularity); err != nil {
+			return fmt.Errorf("--popularity: %w", err)
+		}
+	}
+	strat, err := layering.New(o.strategy, pop)
+	if err != nil {
+		return fmt.Errorf("--strategy: %w", err)
+	}
+	drv, err := nix.New(nix.Config{
+		PkgsPath: o.pkgsPath, Channel: o.channel, PkgsRepo: o.pkgsRepo,
+		Timeout: o.nixTimeout, Builders: o.builders, Log: env.Log,
+	})
+	if err != nil {
+		return err
+	}
+	b, err := builder.New(builder.Options{
+		Nix: drv, Store: store, Strategy: strat, MaxLayers: o.maxLayers,
+		Platforms: plats, MTime: time.Unix(o.epoch, 0), Compression: compressionOf(o.compression), Log: env.Log,
+	})
+	if err != nil {
+		return err
+	}
+	reg := registry.New(registry.Options{Store: store, Backend: b, Log: env.Log})
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", reg)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("/", web.Handler(web.Options{Builder: b}))
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (choose another address with --listen)", o.listen, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	env.Log.Info("serving", "addr", ln.Addr().String(), "platforms", o.platforms, "storage", o.storagePath)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+func compressionOf(s string) layer.Compression { return layer.Compression(s) }
