@@ -420,16 +420,18 @@ func (c *chunker) upload(r *http.Request, size int64) (*http.Response, error) {
 	}
 	defer body.Close()
 	loc := r.URL
-	buf := make([]byte, size)
 	var off int64
 	var last *http.Response
 	for off < r.ContentLength {
 		n := min(size, r.ContentLength-off)
-		if _, err := io.ReadFull(body, buf[:n]); err != nil {
+		// A fresh buffer per chunk: net/http may still read a request body
+		// after RoundTrip returns, so a sent chunk is never written again.
+		data := make([]byte, n)
+		if _, err := io.ReadFull(body, data); err != nil {
 			return nil, fmt.Errorf("chunked upload: read blob at %d: %w", off, err)
 		}
 		for {
-			chunk := buf[:n]
+			chunk := data[:n]
 			req := r.Clone(r.Context())
 			req.URL = loc
 			req.Host = ""
@@ -445,15 +447,17 @@ func (c *chunker) upload(r *http.Request, size int64) (*http.Response, error) {
 			if resp.StatusCode == http.StatusRequestEntityTooLarge && n > minChunkSize {
 				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 				resp.Body.Close()
-				// Send the first half now and keep the rest in buf for the
-				// next round: the reader has moved past the whole chunk.
+				// Send the first half now; the second half is read again
+				// first in the next round.
+				body = io.NopCloser(io.MultiReader(bytes.NewReader(data[n/2:n]), body))
 				n /= 2
 				size = n
-				rest := append([]byte(nil), buf[n:len(chunk)]...)
-				body = io.NopCloser(io.MultiReader(bytes.NewReader(rest), body))
 				continue
 			}
 			if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusCreated {
+				if last != nil {
+					last.Body.Close()
+				}
 				return resp, nil
 			}
 			next, err := nextLocation(loc, resp)
