@@ -231,7 +231,7 @@ func TestParseRetryAfter(t *testing.T) {
 func TestBearerRealm(t *testing.T) {
 	for in, want := range map[string]string{
 		`Bearer realm="https://auth.example/token",service="reg",scope="repository:a:pull"`: "https://auth.example/token",
-		`bearer service="x, y", realm="http://h/t"`:                                          "http://h/t",
+		`bearer service="x, y", realm="http://h/t"`:                                         "http://h/t",
 		`Basic realm="x"`: "",
 		`Bearer`:          "",
 	} {
