@@ -210,16 +210,24 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	}
 	reg := registry.New(registry.Options{Store: store, Backend: b, Log: env.Log})
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", reg)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("/", web.Handler(web.Options{Builder: b}))
+	// The registry sees every /v2 path as sent: it answers malformed ones
+	// (.., //) with spec errors, where the mux would redirect.
+	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			reg.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (choose another address with --listen)", o.listen, err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           top,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
