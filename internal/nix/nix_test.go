@@ -551,3 +551,110 @@ func TestNixStringRoundTrip(t *testing.T) {
 		t.Errorf("round trip:\n got %q\nwant %q", out, in)
 	}
 }
+
+func TestChannelTarball(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	// A channel is a tarball with one top-level directory; a file:// URL
+	// works offline.
+	tmp := t.TempDir()
+	copyTree(t, pkgsDir(t), filepath.Join(tmp, "nixexprs"))
+	tarball := filepath.Join(tmp, "nixexprs.tar.gz")
+	if out, err := exec.Command("tar", "-C", tmp, "-czf", tarball, "nixexprs").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	url := "file://" + tarball
+	d, _ := newDriver(t, Config{Channel: url})
+	if rev, err := d.Revision(context.Background(), "latest"); err != nil || rev != url {
+		t.Errorf("Revision = %q, %v; want the channel", rev, err)
+	}
+	pkgs, err := d.Resolve(context.Background(), "", native, []string{"hello", "sdl2"})
+	if err != nil || len(pkgs) != 2 || pkgs[1].Attr != "SDL2" {
+		t.Fatalf("Resolve = %+v, %v", pkgs, err)
+	}
+	res, err := d.Build(context.Background(), "", native, []string{"hello"})
+	if err != nil || len(res.Graph.Paths) != 2 {
+		t.Fatalf("Build = %+v, %v", res, err)
+	}
+	// Same package set, same store path as the local path source.
+	local, _ := newDriver(t, Config{})
+	lres, err := local.Build(context.Background(), "", native, []string{"hello"})
+	if err != nil || lres.Packages[0].OutPath != res.Packages[0].OutPath {
+		t.Errorf("channel built %s, local path %+v, %v", res.Packages[0].OutPath, lres, err)
+	}
+
+	// Channel names and commits become nixpkgs tarball URLs.
+	for ch, want := range map[string]string{
+		"nixos-unstable": "https://nixos.org/channels/nixos-unstable/nixexprs.tar.xz",
+		"0123456789abcdef0123456789abcdef01234567": "https://github.com/NixOS/nixpkgs/archive/0123456789abcdef0123456789abcdef01234567.tar.gz",
+		url: url,
+	} {
+		if got := channelURL(ch); got != want {
+			t.Errorf("channelURL(%s) = %s", ch, got)
+		}
+	}
+}
+
+func TestClosureFallback(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	d, _ := newDriver(t, Config{})
+	res, err := d.Build(context.Background(), "", native, []string{"bigapp", "python3Packages.requests"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nix-store --dump-db gives the same graph as nix path-info.
+	nodes, err := d.closureDumpDB(context.Background(), res.Graph.Roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != len(res.Graph.Paths) {
+		t.Fatalf("dump-db has %d paths, path-info %d", len(nodes), len(res.Graph.Paths))
+	}
+	for _, n := range nodes {
+		p := res.Graph.Paths[n.Path]
+		var refs []string
+		for _, r := range n.References {
+			if r != n.Path {
+				refs = append(refs, r)
+			}
+		}
+		if p == nil || p.NarSize != n.NarSize || p.NarHash != n.NarHash || fmt.Sprint(p.References) != fmt.Sprint(refs) {
+			t.Errorf("dump-db %+v\npath-info %+v", n, p)
+		}
+	}
+	// The library stack is a real graph.
+	app := res.Packages[0].OutPath
+	if refs := fmt.Sprint(res.Graph.Paths[app].References); !strings.Contains(refs, "-libfoo-") || !strings.Contains(refs, "-glibc-") {
+		t.Errorf("bigapp references %s", refs)
+	}
+	if res.Graph.TotalSize() < 10<<20 {
+		t.Errorf("closure of bigapp and requests is %d bytes, want > 10 MiB", res.Graph.TotalSize())
+	}
+}
+
+func TestNewConfig(t *testing.T) {
+	for _, c := range []Config{
+		{},
+		{PkgsPath: "/nonexistent/pkgs"},
+		{PkgsPath: pkgsDir(t), Channel: "nixos-unstable"},
+		{Channel: "bad channel"},
+		{PkgsRepo: "--upload-pack=x"},
+		{PkgsPath: pkgsDir(t), Args: map[string]string{"not an ident": "x"}},
+		{PkgsPath: pkgsDir(t), Timeout: -time.Second},
+	} {
+		if _, err := New(c); err == nil {
+			t.Errorf("New(%+v) accepted", c)
+		}
+	}
+	t.Setenv("STRATA_TEST_SECRET", "hunter2")
+	t.Setenv("NIX_PATH", "nixpkgs=/somewhere")
+	d, err := New(Config{PkgsPath: pkgsDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Join(d.env(), "\n")
+	if strings.Contains(env, "hunter2") || strings.Contains(env, "NIX_PATH") || !strings.Contains(env, "NIX_CONFIG=substituters =") {
+		t.Errorf("environment of Nix processes:\n%s", env)
+	}
+}
