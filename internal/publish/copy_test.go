@@ -2,6 +2,7 @@ package publish
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,6 +147,11 @@ func TestCopyIndexPreservesDigest(t *testing.T) {
 	}
 	if err := validate.Index(ri); err != nil {
 		t.Errorf("copied index invalid: %v", err)
+	}
+	// Cross-check with a peer client.
+	out, err := exec.Command(registries.GoBin(t, "crane"), "digest", "--insecure", reg.Host+"/multi/copy:v1").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != want {
+		t.Errorf("crane digest: %s (%v), want %s", out, err, want)
 	}
 
 	// A layout holding several images is pushed as its own index.json.
