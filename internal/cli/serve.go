@@ -133,9 +133,6 @@ func parsePlatforms(s string) ([]builder.Platform, error) {
 			return nil, fmt.Errorf("platform %s given twice", name)
 		}
 		seen[p.String()] = true
-		if p.Architecture == "arm64" && p.Variant == "" {
-			p.Variant = "v8"
-		}
 		if mode == "" {
 			mode = "native"
 			if sys != host {
