@@ -109,6 +109,8 @@ type source struct {
 	expr string
 	// rev identifies the source's content.
 	rev string
+	// flake is set when expr is a locked flake reference (a Nix string).
+	flake bool
 }
 
 // source resolves ref (an image tag) against the configured package
@@ -118,6 +120,8 @@ func (d *Driver) source(ctx context.Context, ref string) (source, error) {
 	case d.cfg.PkgsPath != "":
 		// A local path has one version: the tag is not used.
 		return source{expr: nixPath(d.cfg.PkgsPath)}, nil
+	case d.cfg.Flake != "":
+		return d.flakeSource(ctx)
 	case d.cfg.PkgsRepo != "":
 		r, err := d.gitResolve(ctx, ref)
 		if err != nil {
@@ -153,6 +157,9 @@ func isLatest(ref string) bool { return ref == "" || ref == "latest" }
 // crossSystem (and the default busybox arguments) only when it names them,
 // and Config.Args always.
 func (d *Driver) pkgsExpr(src source, t Target) string {
+	if src.flake {
+		return d.flakePkgsExpr(src, t)
+	}
 	std := map[string]string{}
 	if t.System != "" {
 		std["system"] = nixString(t.System)

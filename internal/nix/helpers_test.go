@@ -62,7 +62,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 // that records the processes it starts.
 func newDriver(t testing.TB, cfg Config) (*Driver, *procLog) {
 	t.Helper()
-	if cfg.PkgsPath == "" && cfg.PkgsRepo == "" && cfg.Channel == "" {
+	if cfg.PkgsPath == "" && cfg.PkgsRepo == "" && cfg.Channel == "" && cfg.Flake == "" {
 		cfg.PkgsPath = pkgsDir(t)
 	}
 	if cfg.Log == nil {

@@ -38,6 +38,11 @@ type Config struct {
 	// PkgsRepo is a git repository URL or local path (NIXERY_PKGS_REPO)
 	// whose root holds the package set; the image tag selects the ref.
 	PkgsRepo string
+	// Flake is a flake reference ("github:NixOS/nixpkgs/nixos-unstable",
+	// "path:/src", "git+https://...") whose legacyPackages.<system> (else
+	// packages.<system>) is the package set. Cross targets use nixpkgs'
+	// pkgsCross; the image tag is not used (pin the ref instead).
+	Flake string
 	// Timeout bounds each build (NIX_TIMEOUT); 0 means no limit beyond the
 	// caller's context.
 	Timeout time.Duration
@@ -137,16 +142,16 @@ const (
 // New checks cfg and returns a driver. It does not run Nix.
 func New(cfg Config) (*Driver, error) {
 	n := 0
-	for _, s := range []string{cfg.PkgsPath, cfg.Channel, cfg.PkgsRepo} {
+	for _, s := range []string{cfg.PkgsPath, cfg.Channel, cfg.PkgsRepo, cfg.Flake} {
 		if s != "" {
 			n++
 		}
 	}
 	switch {
 	case n == 0:
-		return nil, errors.New("nix: no package source: set a local path (NIXERY_PKGS_PATH), a git repository (NIXERY_PKGS_REPO) or a nixpkgs channel (NIXERY_CHANNEL)")
+		return nil, errors.New("nix: no package source: set a local path (NIXERY_PKGS_PATH), a git repository (NIXERY_PKGS_REPO), a nixpkgs channel (NIXERY_CHANNEL) or a flake reference")
 	case n > 1:
-		return nil, errors.New("nix: more than one package source: set only one of NIXERY_PKGS_PATH, NIXERY_PKGS_REPO and NIXERY_CHANNEL")
+		return nil, errors.New("nix: more than one package source: set only one of NIXERY_PKGS_PATH, NIXERY_PKGS_REPO, NIXERY_CHANNEL and a flake reference")
 	}
 	if cfg.PkgsPath != "" {
 		abs, err := filepath.Abs(cfg.PkgsPath)
@@ -166,6 +171,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.Channel != "" && !validChannel(cfg.Channel) {
 		return nil, fmt.Errorf("nix: channel %q: use a channel name such as nixos-unstable, a nixpkgs commit or an https:// or file:// tarball URL", cfg.Channel)
+	}
+	if cfg.Flake != "" && (strings.HasPrefix(cfg.Flake, "-") || strings.ContainsAny(cfg.Flake, "\x00\n\r\t ")) {
+		return nil, fmt.Errorf("nix: flake reference %q is not valid; use e.g. github:NixOS/nixpkgs/nixos-unstable", cfg.Flake)
 	}
 	if cfg.PkgsRepo != "" && (strings.HasPrefix(cfg.PkgsRepo, "-") || strings.ContainsAny(cfg.PkgsRepo, "\x00\n")) {
 		return nil, fmt.Errorf("nix: git repository %q is not a valid URL or path", cfg.PkgsRepo)

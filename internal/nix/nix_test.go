@@ -658,3 +658,56 @@ func TestNewConfig(t *testing.T) {
 		t.Errorf("environment of Nix processes:\n%s", env)
 	}
 }
+
+func TestFlakeSource(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	dir := t.TempDir()
+	flake := `{
+  outputs = { self }: {
+    legacyPackages.x86_64-linux = import ` + pkgsDir(t) + ` { system = "x86_64-linux"; };
+    legacyPackages.aarch64-linux = import ` + pkgsDir(t) + ` { system = "aarch64-linux"; };
+  };
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := newDriver(t, Config{Flake: "path:" + dir})
+	ctx := context.Background()
+	rev, err := d.Revision(ctx, "latest")
+	if err != nil || !strings.HasPrefix(rev, "sha256-") {
+		t.Fatalf("Revision = %q, %v; want the locked NAR hash", rev, err)
+	}
+	pkgs, err := d.Resolve(ctx, "", native, []string{"hello", "python3packages.numpy"})
+	if err != nil || len(pkgs) != 2 || pkgs[1].Attr != "python3Packages.numpy" {
+		t.Fatalf("Resolve = %+v, %v", pkgs, err)
+	}
+	res, err := d.Build(ctx, "", native, []string{"hello"})
+	if err != nil || len(res.Graph.Paths) != 2 {
+		t.Fatalf("Build = %+v, %v", res, err)
+	}
+	// Cross targets use the set's pkgsCross.
+	cres, err := d.Build(ctx, "", cross, []string{"hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range cres.Graph.Paths {
+		if strings.HasSuffix(p, "-busybox-1.35.0") {
+			if f, err := elf.Open(filepath.Join(p, "bin", "busybox")); err != nil || f.Machine != elf.EM_AARCH64 {
+				t.Errorf("cross busybox %s: %v", p, err)
+			}
+		}
+	}
+	// Without pkgsCross, cross targets fail with a clear message.
+	if _, err := d.Resolve(ctx, "", Target{System: "x86_64-linux", CrossSystem: "riscv64-linux"}, []string{"hello"}); err == nil || !strings.Contains(err.Error(), "pkgsCross") {
+		t.Errorf("cross Resolve err = %v", err)
+	}
+	// A change of the flake changes the revision.
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rev2, err := d.Revision(ctx, ""); err != nil || rev2 == rev {
+		t.Errorf("revision after a change = %q, %v", rev2, err)
+	}
+}

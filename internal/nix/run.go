@@ -73,6 +73,9 @@ func (d *Driver) commonArgs() []string {
 	if d.cfg.Builders != "" {
 		a = append(a, "--option", "builders", d.cfg.Builders)
 	}
+	if d.cfg.Flake != "" {
+		a = append(a, flakeFeatures...)
+	}
 	return a
 }
 

@@ -31,6 +31,12 @@ func (d *Driver) Revision(ctx context.Context, ref string) (string, error) {
 			return "", err
 		}
 		return r.rev, nil
+	case d.cfg.Flake != "":
+		s, err := d.flakeSource(ctx)
+		if err != nil {
+			return "", err
+		}
+		return s.rev, nil
 	default:
 		s, err := d.source(ctx, ref)
 		if err != nil {

@@ -460,6 +460,17 @@ in
     meta.description = "Builds for x86_64-linux, fails for aarch64-linux";
   };
 
+  # Like nixpkgs: the same set cross-compiled, for sources (flakes) that
+  # cannot pass crossSystem.
+  pkgsCross =
+    let
+      crossTo = host: import ./. { inherit system busyboxAmd64 busyboxArm64 salt; crossSystem = host; };
+    in
+    {
+      aarch64-multiplatform = crossTo "aarch64-linux";
+      gnu64 = crossTo "x86_64-linux";
+    };
+
   # Not derivations: helpers that listing must skip.
   strata = {
     # The packages the `shell` meta-package expands to for this set.
