@@ -93,10 +93,8 @@ func TestBasicAuthDockerConfig(t *testing.T) {
 		t.Errorf("error %q does not say the credentials were refused", err)
 	}
 	reg.Sync(t)
-	for _, r := range reg.Mutations(n) {
-		if r.Status < 400 {
-			t.Errorf("wrong password mutated the registry: %v", r)
-		}
+	if m := reg.Mutations(n); len(m) != 0 {
+		t.Errorf("a push with a wrong password sent mutating requests: %v", m)
 	}
 
 	// Podman's auth.json ($REGISTRY_AUTH_FILE) when no docker config has it.

@@ -379,6 +379,9 @@ func temporaryNetError(err error) bool {
 // (or a proxy in front of it) refuses the single PATCH ggcr sends with 413,
 // or always for blobs above a configured chunk size. It answers ggcr with the
 // registry's last 202, whose Location ggcr then commits with PUT ?digest=.
+// After a 413 it starts again from offset 0 on the same upload location (a
+// refused request body was not taken); a registry that disagrees answers 416
+// and ggcr restarts the whole upload. Each chunk is retried on its own.
 type chunker struct {
 	inner http.RoundTripper
 	size  int64 // forced chunk size; 0: only as a fallback
@@ -442,6 +445,9 @@ func (c *chunker) upload(r *http.Request, size int64) (*http.Response, error) {
 			req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, off+n-1))
 			resp, err := c.inner.RoundTrip(req)
 			if err != nil {
+				if last != nil {
+					last.Body.Close()
+				}
 				return nil, err
 			}
 			if resp.StatusCode == http.StatusRequestEntityTooLarge && n > minChunkSize {
