@@ -84,6 +84,9 @@ func parsePathInfo(data []byte) ([]*closure.Path, error) {
 			return nil, fmt.Errorf("path-info: %s is not a valid store path (not built?)", e.Path)
 		}
 		dir := e.StoreDir
+		if dir != "" && (!strings.HasPrefix(dir, "/") || path.Clean(dir) != dir) {
+			return nil, fmt.Errorf("path-info: store directory %q is not an absolute path", dir)
+		}
 		if dir == "" {
 			dir = defaultStoreDir
 			if strings.HasPrefix(e.Path, "/") {
@@ -138,7 +141,7 @@ func absStorePath(dir, p string) (string, error) {
 	if strings.Contains(p, "/") || p == "." || p == ".." {
 		return "", fmt.Errorf("path-info: %q is not a store path", p)
 	}
-	return dir + "/" + p, nil
+	return path.Join(dir, p), nil
 }
 
 // parseHash reads a hash given as a string ("sha256:<base32|hex>",

@@ -3,6 +3,7 @@ package nix
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"strings"
 	"testing"
 
@@ -129,12 +130,12 @@ func FuzzParsePathInfo(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, n := range nodes {
-			if !strings.HasPrefix(n.Path, "/") || n.NarSize < 0 || seen[n.Path] {
+			if !strings.HasPrefix(n.Path, "/") || path.Clean(n.Path) != n.Path || n.NarSize < 0 || seen[n.Path] {
 				t.Fatalf("bad node %+v", n)
 			}
 			seen[n.Path] = true
 			for _, r := range n.References {
-				if !strings.HasPrefix(r, "/") {
+				if !strings.HasPrefix(r, "/") || path.Clean(r) != r {
 					t.Fatalf("relative reference %q", r)
 				}
 			}
