@@ -202,7 +202,12 @@ func newPodman(t testing.TB) *podman {
 	t.Helper()
 	bin := need(t, "podman")
 	need(t, "runc")
-	dir := t.TempDir()
+	// podman refuses a runroot longer than 50 characters: keep it short.
+	dir, err := os.MkdirTemp("", "pm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	conf := filepath.Join(dir, "containers.conf")
 	if err := os.WriteFile(conf, []byte("[containers]\ndefault_ulimits = []\n"), 0o644); err != nil {
 		t.Fatal(err)
