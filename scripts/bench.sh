@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# make bench: every benchmark next to its peer, in one run, with ratios.
+# Machines are noisy: each benchmark reports medians over several rounds and
+# ratios against a peer measured in the same run, never one absolute time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$(go env GOPATH)/bin:$PATH"
+export STRATA_BENCH=1
+out=${BENCH_OUT:-.cache/bench}
+mkdir -p "$out"
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+section "layering: efficiency and update cost on testdata/corpus/nixpkgs.json (budgets 100 and 20)"
+go test -run '^$' -bench . -benchtime 1x ./internal/layering/ | tee "$out/layering.txt"
+
+section "packing: the closure of largeImage, strata vs tar | pigz at the same level"
+pkgs=$(nix-build --no-out-link --option substituters '' testdata/pkgs -A largeImage \
+  --arg busyboxAmd64 /bin/busybox 2>/dev/null || nix-build --no-out-link --option substituters '' testdata/pkgs -A largeImage)
+paths=$(nix-store --query --requisites $pkgs | paste -sd, -)
+STRATA_PACK_DIR=/nix/store STRATA_PACK_PATHS="$paths" \
+  go test -run '^$' -bench BenchmarkPackVsPigz -benchtime 3x ./internal/layer/ | tee "$out/pack.txt"
+
+section "copy: strata copy vs skopeo copy vs crane copy between two docker-registry instances"
+STRATA_BENCH_ROUNDS=${STRATA_BENCH_ROUNDS:-5} \
+  go test -run '^$' -bench BenchmarkCopyVsPeers -benchtime 1x ./internal/publish/ | tee "$out/copy.txt"
