@@ -169,6 +169,9 @@ func (d *Driver) pkgsExpr(src source, t Target) string {
 	if t.CrossSystem != "" {
 		std["crossSystem"] = "{ system = " + nixString(t.CrossSystem) + "; }"
 	}
+	// nixpkgs would otherwise read ~/.config/nixpkgs and the environment.
+	std["config"] = "{ }"
+	std["overlays"] = "[ ]"
 	for k, v := range d.defArgs {
 		std[k] = nixValue(v)
 	}
