@@ -31,11 +31,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
 	"strata/internal/image"
@@ -86,6 +86,9 @@ type Options struct {
 	StoreRoot string
 	// Log receives build events; default slog.Default().
 	Log *slog.Logger
+	// Progress, when set, receives progress events of every build (from
+	// several goroutines at once); default none.
+	Progress func(Event)
 }
 
 // Builder builds images on demand. It is safe for concurrent use.
@@ -155,6 +158,11 @@ type Result struct {
 	OCI Ref `json:"oci"`
 	// Docker is the Docker schema 2 manifest or manifest list.
 	Docker Ref `json:"docker"`
+	// LayersPacked is how many layers this call packed rather than took
+	// from the cache (not stored in the image record).
+	LayersPacked int `json:"-"`
+	// Cached is set when the whole image came from the cache.
+	Cached bool `json:"-"`
 }
 
 // Ref points at a stored manifest.
@@ -217,7 +225,14 @@ func (b *Builder) Build(ctx context.Context, s spec.Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	return b.run(ctx, key, rev, b.specRequest(s))
+}
+
+// run returns the stored image under key, or builds req and stores it
+// there. Concurrent calls for the same key run one build.
+func (b *Builder) run(ctx context.Context, key, rev string, req Request) (Result, error) {
 	if r, err := b.loadResult(ctx, key); err == nil {
+		r.Cached = true
 		return r, nil
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return Result{}, err
@@ -227,19 +242,20 @@ func (b *Builder) Build(ctx context.Context, s spec.Spec) (Result, error) {
 		// Nix's own timeout bounds it.
 		bctx := context.WithoutCancel(ctx)
 		if r, err := b.loadResult(bctx, key); err == nil {
+			r.Cached = true
 			return r, nil
 		}
 		start := time.Now()
-		r, err := b.build(bctx, s, rev)
-		b.recent.Add(Record{Name: s.Name(), Ref: s.Ref, Time: start, Duration: time.Since(start), Digest: r.OCI.Digest, Err: err})
+		r, err := b.build(bctx, req, rev)
+		b.recent.Add(Record{Name: req.Name, Ref: req.Ref, Time: start, Duration: time.Since(start), Digest: r.OCI.Digest, Err: err})
 		if err != nil {
-			b.opts.Log.Error("build failed", "image", s.Name(), "ref", s.Ref, "err", err, "nixLog", nixLogTail(err))
+			b.opts.Log.Error("build failed", "image", req.Name, "ref", req.Ref, "err", err, "nixLog", nixLogTail(err))
 			return Result{}, err
 		}
 		if err := b.saveResult(bctx, key, r); err != nil {
 			return Result{}, err
 		}
-		b.opts.Log.Info("built", "image", s.Name(), "ref", s.Ref, "digest", r.OCI.Digest, "duration", time.Since(start))
+		b.opts.Log.Info("built", "image", req.Name, "ref", req.Ref, "digest", r.OCI.Digest, "duration", time.Since(start), "layersPacked", r.LayersPacked)
 		return r, nil
 	})
 	select {
@@ -317,179 +333,6 @@ func (b *Builder) targets(s spec.Spec) []Platform {
 	return b.opts.Platforms
 }
 
-func (b *Builder) build(ctx context.Context, s spec.Spec, rev string) (Result, error) {
-	names := append([]string(nil), s.Packages...)
-	if s.Shell {
-		sh, err := b.opts.Nix.ShellPackages(ctx, s.Ref)
-		if err != nil {
-			return Result{}, err
-		}
-		names = append(sh, names...)
-	}
-	names = unique(names)
-	targets := b.targets(s)
-	var pkgs []nix.Package
-	if len(names) > 0 {
-		var err error
-		pkgs, err = b.opts.Nix.Resolve(ctx, s.Ref, targets[0].Target, names)
-		if err != nil {
-			return Result{}, err
-		}
-	}
-	attrs := make([]string, 0, len(pkgs))
-	for _, p := range pkgs {
-		attrs = append(attrs, p.Attr)
-	}
-	attrs = unique(attrs)
-
-	// One image per platform, in a slice indexed by platform so that the
-	// index order never depends on timing.
-	imgs := make([]*built, len(targets))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, t := range targets {
-		g.Go(func() error {
-			im, err := b.buildPlatform(gctx, s, t, attrs)
-			if err != nil {
-				return &PlatformError{Platform: t.Platform.String(), Err: err}
-			}
-			imgs[i] = im
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return Result{}, err
-	}
-	if len(imgs) == 1 {
-		return Result{Name: s.Name(), OCI: imgs[0].oci, Docker: imgs[0].docker}, nil
-	}
-	ann := map[string]string{
-		"org.opencontainers.image.title":    s.Name(),
-		"org.opencontainers.image.revision": rev,
-	}
-	var oe, de []image.Entry
-	for _, im := range imgs {
-		oe = append(oe, image.Entry{Image: im.ociImg, Platform: im.platform})
-		de = append(de, image.Entry{Image: im.dockerImg, Platform: im.platform})
-	}
-	oci, err := b.putManifest(ctx, image.Index(oe, ann, false))
-	if err != nil {
-		return Result{}, err
-	}
-	docker, err := b.putManifest(ctx, image.Index(de, nil, true))
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Name: s.Name(), OCI: oci, Docker: docker}, nil
-}
-
-type built struct {
-	platform          v1.Platform
-	ociImg, dockerImg v1.Image
-	oci, docker       Ref
-}
-
-func (b *Builder) buildPlatform(ctx context.Context, s spec.Spec, p Platform, attrs []string) (*built, error) {
-	var (
-		res *nix.Result
-		err error
-	)
-	if len(attrs) > 0 {
-		b.opts.Log.Info("nix build", "image", s.Name(), "platform", p.Platform.String(), "attrs", attrs)
-		res, err = b.opts.Nix.Build(ctx, s.Ref, p.Target, attrs)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		res = &nix.Result{}
-	}
-	graph := res.Graph
-	var groups []layering.Group
-	if graph != nil && len(graph.Paths) > 0 {
-		groups = b.opts.Strategy.Layers(graph, b.opts.MaxLayers-1)
-	}
-	if len(groups) > b.opts.MaxLayers-1 {
-		return nil, fmt.Errorf("layering strategy %s made %d layers, over the budget of %d", b.opts.Strategy.Name(), len(groups), b.opts.MaxLayers-1)
-	}
-
-	layers := make([]v1.Layer, len(groups)+1)
-	comments := make([]string, len(groups)+1)
-	g, gctx := errgroup.WithContext(ctx)
-	for i, grp := range groups {
-		comments[i] = groupComment(grp)
-		g.Go(func() error {
-			l, err := b.storePathLayer(gctx, grp)
-			layers[i] = l
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-
-	var out []string
-	for _, pk := range res.Packages {
-		out = append(out, pk.OutPath)
-	}
-	var closurePaths []string
-	if graph != nil {
-		closurePaths = graph.Sorted()
-	}
-	custom := layer.Custom{Packages: out, Closure: closurePaths, Root: b.opts.StoreRoot, MTime: b.opts.MTime}
-	cfg := image.Config{}
-	if s.Buildpacks {
-		custom.Users = []layer.User{{Name: "cnb", UID: 1000, GID: 1000, Home: "/home/cnb", Shell: "/bin/sh"}}
-		custom.Groups = []layer.Group{{Name: "cnb", GID: 1000}}
-		custom.Files = []layer.File{{Path: "/home/cnb", Dir: true, Mode: 0o755, UID: 1000, GID: 1000}}
-		cfg.User = "1000:1000"
-		cfg.Labels = map[string]string{"io.buildpacks.stack.id": "strata." + strings.ReplaceAll(s.Ref, "/", "-")}
-	}
-	cl, env, err := b.customLayer(ctx, custom)
-	if err != nil {
-		return nil, err
-	}
-	layers[len(groups)] = cl
-	comments[len(groups)] = "customisation layer"
-	cfg.Env = env
-
-	opts := image.Options{
-		Platform: p.Platform,
-		Config:   cfg,
-		Created:  b.opts.MTime,
-		Comments: comments,
-		Annotations: map[string]string{
-			"org.opencontainers.image.title": s.Name(),
-		},
-	}
-	if v := versionOf(res.Packages); v != "" {
-		opts.Annotations["org.opencontainers.image.version"] = v
-	}
-	oimg, err := image.New(layers, opts)
-	if err != nil {
-		return nil, err
-	}
-	opts.Docker = true
-	dimg, err := image.New(layers, opts)
-	if err != nil {
-		return nil, err
-	}
-	cfgRaw, err := oimg.RawConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := b.putBlob(ctx, cfgRaw); err != nil {
-		return nil, err
-	}
-	oref, err := b.putManifest(ctx, oimg)
-	if err != nil {
-		return nil, err
-	}
-	dref, err := b.putManifest(ctx, dimg)
-	if err != nil {
-		return nil, err
-	}
-	return &built{platform: p.Platform, ociImg: oimg, dockerImg: dimg, oci: oref, docker: dref}, nil
-}
-
 // versionOf is the version of the only requested package, if there is one.
 func versionOf(pkgs []nix.Package) string {
 	if len(pkgs) == 1 {
@@ -525,14 +368,19 @@ func (b *Builder) layerKey(parts ...string) string {
 
 // storePathLayer returns the layer of a group of store paths, packing it
 // only when no stored layer has the same paths and options.
-func (b *Builder) storePathLayer(ctx context.Context, grp layering.Group) (v1.Layer, error) {
+func (b *Builder) storePathLayer(ctx context.Context, grp layering.Group, st *stats) (v1.Layer, error) {
 	key := b.layerKey(grp.Paths...)
 	return b.cachedLayer(ctx, key, func(w io.Writer) error {
 		return layer.WriteStorePaths(ctx, w, grp.Paths, layer.Options{Root: b.opts.StoreRoot, MTime: b.opts.MTime})
-	})
+	}, st)
 }
 
-func (b *Builder) cachedLayer(ctx context.Context, key string, write func(io.Writer) error) (v1.Layer, error) {
+// stats counts what one build did.
+type stats struct {
+	packed atomic.Int64
+}
+
+func (b *Builder) cachedLayer(ctx context.Context, key string, write func(io.Writer) error, st *stats) (v1.Layer, error) {
 	rkey := "cache/layers/" + key + ".json"
 	if l, err := b.loadLayer(ctx, rkey); err == nil {
 		return l, nil
@@ -547,6 +395,7 @@ func (b *Builder) cachedLayer(ctx context.Context, key string, write func(io.Wri
 			return nil, ctx.Err()
 		}
 		defer func() { <-b.packs }()
+		st.packed.Add(1)
 		w, err := b.opts.Store.Create(ctx)
 		if err != nil {
 			return nil, err
@@ -605,7 +454,7 @@ func (b *Builder) storedLayer(rec layerRecord) (v1.Layer, error) {
 
 // customLayer packs the customisation layer. Its content is a function of
 // its inputs, so it is cached like any other layer.
-func (b *Builder) customLayer(ctx context.Context, c layer.Custom) (v1.Layer, []string, error) {
+func (b *Builder) customLayer(ctx context.Context, c layer.Custom, st *stats) (v1.Layer, []string, error) {
 	var env []string
 	var buf bytes.Buffer
 	res, err := layer.WriteCustomisation(ctx, &buf, c)
@@ -617,7 +466,7 @@ func (b *Builder) customLayer(ctx context.Context, c layer.Custom) (v1.Layer, []
 	l, err := b.cachedLayer(ctx, key, func(w io.Writer) error {
 		_, err := w.Write(buf.Bytes())
 		return err
-	})
+	}, st)
 	return l, env, err
 }
 
