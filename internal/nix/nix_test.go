@@ -711,3 +711,76 @@ func TestFlakeSource(t *testing.T) {
 		t.Errorf("revision after a change = %q, %v", rev2, err)
 	}
 }
+
+func TestRealiseAndDatabase(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	d, _ := newDriver(t, Config{})
+	ctx := context.Background()
+	// A .drv to realise: iana-etc cross-compiled for aarch64.
+	drv, err := exec.Command("nix-instantiate", "--option", "substituters", "", pkgsDir(t), "-A", "iana-etc", "--argstr", "crossSystem", "aarch64-linux").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drvPath := strings.TrimSpace(string(drv))
+	out, err := exec.Command("nix-store", "--query", "--outputs", drvPath).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outPath := strings.TrimSpace(string(out))
+	res, err := d.Realise(ctx, []string{drvPath}, []string{outPath + "/etc/services"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Graph.Roots) != 1 || res.Graph.Roots[0] != outPath || len(res.Packages) != 1 || res.Packages[0].OutPath != outPath {
+		t.Errorf("Realise = %+v, roots %v", res.Packages, res.Graph.Roots)
+	}
+	if _, err := d.Realise(ctx, nil, []string{"/etc/passwd"}); err == nil {
+		t.Error("Realise accepted a path outside the store")
+	}
+
+	hello, err := d.Build(ctx, "", native, []string{"hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := hello.Graph.Sorted()
+	mtime := time.Unix(1700000000, 0)
+	db1, err := d.Database(ctx, paths, mtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db2, err := d.Database(ctx, paths, mtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(db1.SQLite) != string(db2.SQLite) || len(db1.SQLite) == 0 || strings.TrimSpace(string(db1.Schema)) == "" {
+		t.Fatalf("databases differ or are empty (%d, %d bytes, schema %q)", len(db1.SQLite), len(db2.SQLite), db1.Schema)
+	}
+	f := filepath.Join(t.TempDir(), "db.sqlite")
+	if err := os.WriteFile(f, db1.SQLite, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := exec.Command("sqlite3", f, "SELECT path, registrationTime FROM ValidPaths ORDER BY path").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := paths[0] + "|1700000000\n" + paths[1] + "|1700000000\n"
+	if string(rows) != want {
+		t.Errorf("ValidPaths:\n%s\nwant\n%s", rows, want)
+	}
+}
+
+func TestStorePathOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"/nix/store/q835aamvd11sd6cjlvd0hx6sc6y0d3fy-hello-2.12.1":           "/nix/store/q835aamvd11sd6cjlvd0hx6sc6y0d3fy-hello-2.12.1",
+		"/nix/store/q835aamvd11sd6cjlvd0hx6sc6y0d3fy-hello-2.12.1/bin/hello": "/nix/store/q835aamvd11sd6cjlvd0hx6sc6y0d3fy-hello-2.12.1",
+		"/nix/store/short-x": "",
+		"/etc/passwd":        "",
+		"/nix/store/":        "",
+	} {
+		got, err := StorePathOf(in)
+		if got != want || (err != nil) != (want == "") {
+			t.Errorf("StorePathOf(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
