@@ -19,6 +19,18 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) erro
 	unknown := func() error {
 		return NewError(CodeBlobUnknown, "").WithDetail(map[string]string{"digest": rt.ref})
 	}
+	if h.pushed(rt.name) {
+		ok, err := exists(ctx, h.store, blobLinkKey(rt.name, rt.ref))
+		if err == nil && !ok {
+			ok, err = exists(ctx, h.store, manifestLinkKey(rt.name, rt.ref))
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return unknown()
+		}
+	}
 	_, err := h.store.Stat(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return unknown()

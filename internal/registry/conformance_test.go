@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
+
+	"strata/internal/registry"
 )
 
 // TestConformancePull runs the OCI distribution-spec conformance suite's
@@ -32,6 +34,31 @@ func TestConformancePull(t *testing.T) {
 	cmd.Env = append(os.Environ(), "OCI_ROOT_URL="+e.srv.URL, "OCI_NAMESPACE=a/b", "OCI_TEST_PULL=1",
 		"OCI_TAG_NAME=tagtest0", "OCI_MANIFEST_DIGEST="+m.Digest, "OCI_BLOB_DIGEST="+ld.String(), "OCI_HIDE_SKIPPED_WORKFLOWS=1")
 	cmd.Env = append(cmd.Env, "OCI_REPORT_DIR="+cmd.Dir)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConformanceAll runs all four workflows of the conformance suite
+// against the handler with a push namespace. Opt-in like
+// TestConformancePull; test/e2e runs the same suite against strata serve
+// on every make test.
+func TestConformanceAll(t *testing.T) {
+	bin := os.Getenv("STRATA_CONFORMANCE_BIN")
+	if bin == "" {
+		t.Skip("STRATA_CONFORMANCE_BIN not set")
+	}
+	e := newEnvWith(t, func(o *registry.Options) { o.PushPrefix = "x" })
+	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "OCI_ROOT_URL="+e.srv.URL, "OCI_NAMESPACE=x/conf/a", "OCI_CROSSMOUNT_NAMESPACE=x/conf/b",
+		"OCI_TEST_PULL=1", "OCI_TEST_PUSH=1", "OCI_TEST_CONTENT_DISCOVERY=1", "OCI_TEST_CONTENT_MANAGEMENT=1",
+		"OCI_HIDE_SKIPPED_WORKFLOWS=0", "OCI_REPORT_DIR="+cmd.Dir)
+	if d := os.Getenv("STRATA_CONFORMANCE_REPORT"); d != "" {
+		cmd.Env = append(cmd.Env, "OCI_REPORT_DIR="+d)
+	}
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {

@@ -19,7 +19,12 @@ import (
 // getManifest answers GET and HEAD /v2/<name>/manifests/<ref>.
 func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	var m Manifest
-	if rt.isDigest() {
+	if h.pushed(rt.name) {
+		var err error
+		if m, err = h.pushedManifest(r.Context(), rt); err != nil {
+			return err
+		}
+	} else if rt.isDigest() {
 		var err error
 		m, err = h.manifestByDigest(r, rt)
 		if err != nil {

@@ -30,8 +30,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"strata/internal/auth"
 	"strata/internal/storage"
 )
 
@@ -67,6 +69,23 @@ type Options struct {
 	// storage.Redirector, answers blob GETs with a 307 to a URL valid
 	// for this long. Default 0: blobs are served by this handler.
 	Redirect time.Duration
+	// PushPrefix is the push namespace: repositories named
+	// "<PushPrefix>/..." accept pushes and deletes, and every other name
+	// is an on-demand image name. Default "": no pushes.
+	PushPrefix string
+	// Auth checks every request. Default nil: no access control.
+	Auth *auth.Service
+	// MaxUploadSize is the largest blob accepted, in bytes. Default 0:
+	// no limit.
+	MaxUploadSize int64
+	// MaxConcurrentUploads bounds the requests carrying upload data at
+	// once; more answer 429 TOOMANYREQUESTS. Default 64.
+	MaxConcurrentUploads int
+	// RefCacheTTL is how long a pushed tag or manifest link is cached in
+	// memory (writes through this handler drop it at once; another
+	// replica's write shows after at most the TTL). Default 2s; negative:
+	// no cache.
+	RefCacheTTL time.Duration
 }
 
 // MaxManifestSize is the largest manifest served or accepted (4 MiB, the
@@ -84,6 +103,17 @@ type handler struct {
 	log      *slog.Logger
 	redirect time.Duration
 	routes   [numRouteKinds]map[string]handlerFunc
+
+	pushPrefix string
+	auth       *auth.Service
+	autoMount  bool // mount without "from" (every blob is readable anyway)
+	maxUpload  int64
+	uploadSem  chan struct{}
+	uploadMu   [64]sync.Mutex
+	cache      *cache
+	// gcMu is held for reading by writes that link content and for
+	// writing by an online garbage collection.
+	gcMu sync.RWMutex
 }
 
 // New returns the registry handler. It panics if Store or Backend is nil.
@@ -91,29 +121,59 @@ func New(opts Options) http.Handler {
 	if opts.Store == nil || opts.Backend == nil {
 		panic("registry: Options.Store and Options.Backend are required")
 	}
-	h := &handler{store: opts.Store, backend: opts.Backend, log: opts.Log, redirect: opts.Redirect}
+	h := &handler{store: opts.Store, backend: opts.Backend, log: opts.Log, redirect: opts.Redirect,
+		pushPrefix: strings.Trim(opts.PushPrefix, "/"), auth: opts.Auth, maxUpload: opts.MaxUploadSize}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	if opts.MaxConcurrentUploads <= 0 {
+		opts.MaxConcurrentUploads = 64
+	}
+	h.uploadSem = make(chan struct{}, opts.MaxConcurrentUploads)
+	ttl := opts.RefCacheTTL
+	if ttl == 0 {
+		ttl = 2 * time.Second
+	}
+	h.cache = newCache(ttl, 64<<20)
+	h.autoMount = h.auth == nil || h.auth.AnonymousPull()
 	h.routes[routeBase] = map[string]handlerFunc{
 		http.MethodGet:  h.base,
 		http.MethodHead: h.base,
 	}
 	h.routes[routeManifest] = map[string]handlerFunc{
-		http.MethodGet:  h.getManifest,
-		http.MethodHead: h.getManifest,
+		http.MethodGet:    h.getManifest,
+		http.MethodHead:   h.getManifest,
+		http.MethodPut:    h.putManifest,
+		http.MethodDelete: h.deleteManifest,
 	}
 	h.routes[routeBlob] = map[string]handlerFunc{
-		http.MethodGet:  h.getBlob,
-		http.MethodHead: h.getBlob,
+		http.MethodGet:    h.getBlob,
+		http.MethodHead:   h.getBlob,
+		http.MethodDelete: h.deleteBlob,
 	}
 	h.routes[routeTags] = map[string]handlerFunc{
 		http.MethodGet: h.listTags,
 	}
-	// Push and referrers come later: the routes parse and answer 405.
-	h.routes[routeUploads] = map[string]handlerFunc{}
-	h.routes[routeUpload] = map[string]handlerFunc{}
-	h.routes[routeReferrers] = map[string]handlerFunc{}
+	h.routes[routeUploads] = map[string]handlerFunc{
+		http.MethodPost: h.startUpload,
+	}
+	h.routes[routeUpload] = map[string]handlerFunc{
+		http.MethodGet:    h.uploadStatus,
+		http.MethodPatch:  h.patchUpload,
+		http.MethodPut:    h.finishUpload,
+		http.MethodDelete: h.cancelUpload,
+	}
+	h.routes[routeReferrers] = map[string]handlerFunc{
+		http.MethodGet: h.getReferrers,
+	}
+	if h.pushPrefix == "" {
+		// A pull-only registry: writes answer 405 UNSUPPORTED.
+		delete(h.routes[routeManifest], http.MethodPut)
+		delete(h.routes[routeManifest], http.MethodDelete)
+		delete(h.routes[routeBlob], http.MethodDelete)
+		clear(h.routes[routeUploads])
+		clear(h.routes[routeUpload])
+	}
 	return h
 }
 
@@ -169,7 +229,41 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		return NewError(CodeUnsupported, "method "+truncate(r.Method, 32)+" is not supported on this endpoint")
 	}
+	if h.auth != nil {
+		if err := h.authorize(w, r, rt); err != nil {
+			return err
+		}
+	}
 	return f(w, r, rt)
+}
+
+// authorize checks the request's credential for the action its route and
+// method need: pull to read, push to upload or put a manifest, delete to
+// delete.
+func (h *handler) authorize(w http.ResponseWriter, r *http.Request, rt route) error {
+	var res auth.Result
+	switch {
+	case rt.kind == routeBase:
+		res = h.auth.Check(r, "")
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		if rt.kind == routeUpload {
+			res = h.auth.Check(r, rt.name, auth.Push)
+		} else {
+			res = h.auth.Check(r, rt.name, auth.Pull)
+		}
+	case r.Method == http.MethodDelete && rt.kind != routeUpload:
+		res = h.auth.Check(r, rt.name, auth.Delete)
+	default:
+		res = h.auth.Check(r, rt.name, auth.Pull, auth.Push)
+	}
+	if res.Allowed {
+		return nil
+	}
+	if res.Status == http.StatusForbidden {
+		return NewError(CodeDenied, "")
+	}
+	w.Header().Set("WWW-Authenticate", res.Challenge)
+	return NewError(CodeUnauthorized, "")
 }
 
 // base answers GET /v2/: the API version check.

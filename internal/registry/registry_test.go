@@ -544,7 +544,7 @@ func TestBadRequestsTouchNothing(t *testing.T) {
 		{"POST", "/v2/hello/blobs/uploads/", 405, registry.CodeUnsupported},
 		{"PATCH", "/v2/hello/blobs/uploads/abc", 405, registry.CodeUnsupported},
 		{"PUT", "/v2/hello/blobs/uploads/abc", 405, registry.CodeUnsupported},
-		{"GET", "/v2/hello/referrers/" + d, 405, registry.CodeUnsupported},
+		{"POST", "/v2/hello/referrers/" + d, 405, registry.CodeUnsupported},
 		{"POST", "/v2/hello/tags/list", 405, registry.CodeUnsupported},
 		{"BREW", "/v2/hello/manifests/latest", 405, registry.CodeUnsupported},
 	} {

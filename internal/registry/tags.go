@@ -31,7 +31,13 @@ func (h *handler) listTags(w http.ResponseWriter, r *http.Request, rt route) err
 	}
 	last := q.Get("last")
 
-	tags, err := h.backend.Tags(r.Context(), rt.name)
+	var tags []string
+	var err error
+	if h.pushed(rt.name) {
+		tags, err = h.pushedTags(r.Context(), rt.name)
+	} else {
+		tags, err = h.backend.Tags(r.Context(), rt.name)
+	}
 	if err != nil {
 		return err
 	}

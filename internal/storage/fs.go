@@ -286,6 +286,52 @@ func (s *FS) List(ctx context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
+var _ Mover = (*FS)(nil)
+
+// Move implements Mover with a rename; to's parent directories are
+// created, and the parent is fsynced afterwards.
+func (s *FS) Move(ctx context.Context, from, to string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	src, err := s.path(from)
+	if err != nil {
+		return err
+	}
+	dst, err := s.path(to)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		if notFound(err) {
+			return fmt.Errorf("move %q: %w", from, ErrNotFound)
+		}
+		return fmt.Errorf("storage: move %q: %w", from, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("move %q: %w", from, ErrNotFound)
+	}
+	dir := filepath.Dir(dst)
+	for attempt := 0; ; attempt++ {
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			if err = os.Rename(src, dst); err == nil {
+				break
+			}
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 5 {
+			if notFound(err) {
+				if _, serr := os.Stat(src); notFound(serr) {
+					return fmt.Errorf("move %q: %w", from, ErrNotFound)
+				}
+			}
+			return fmt.Errorf("storage: move %q to %q: %w", from, to, err)
+		}
+	}
+	syncDir(dir)
+	return nil
+}
+
 // fsWriter is a staged write to a temporary file.
 type fsWriter struct {
 	s    *FS

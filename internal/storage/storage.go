@@ -54,6 +54,14 @@ type Redirector interface {
 	RedirectURL(ctx context.Context, key string, ttl time.Duration) (string, error)
 }
 
+// Mover is implemented by backends that can move an object to another key
+// atomically and without copying its bytes (a rename on a filesystem).
+// After a successful Move the object is visible under to, complete, and no
+// longer under from; on failure nothing is visible under to.
+type Mover interface {
+	Move(ctx context.Context, from, to string) error
+}
+
 // BlobKey is the key of a content-addressed blob ("sha256:<hex>").
 func BlobKey(digest string) string {
 	alg, hex, _ := strings.Cut(digest, ":")
