@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -104,32 +105,70 @@ func readTar(t testing.TB, b []byte) []tarEntry {
 	}
 }
 
-// semiCompressible fills p with data that gzip -6 shrinks to roughly 40%:
-// runs of words from a small vocabulary mixed with runs of random bytes,
-// a rough stand-in for a mix of binaries, text and already-compressed data.
+// semiCompressible fills p with data that gzip -6 shrinks to roughly 40%,
+// a rough stand-in for a store's mix of text, binaries and already
+// compressed files: runs of Zipf-distributed words (text), of little-endian
+// records of small numbers (binary tables), of zeros (padding) and of
+// random bytes (compressed data).
 func semiCompressible(r *rand.Rand, p []byte) {
-	words := []string{"nix", "store", "lib", "bin", "share", "\x00\x00\x00\x00", "\x7fELF", "GLIBC_2.34",
-		"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-", "function", "return", " ", "\n", "\t",
-		"main", "init", "\xff\xff\xff\xff", "strata", ".so.1", "x86_64"}
+	vocab := benchVocab()
+	zipf := rand.NewZipf(r, 1.2, 2, uint64(len(vocab)-1))
 	i := 0
 	for i < len(p) {
-		n := min(64+r.IntN(2048), len(p)-i)
-		if r.IntN(3) == 0 {
+		n := min(256+r.IntN(8192), len(p)-i)
+		q := p[i : i+n]
+		switch k := r.IntN(20); {
+		case k < 3: // random
 			for j := 0; j < n; j += 8 {
 				v := r.Uint64()
-				for k := 0; k < 8 && j+k < n; k++ {
-					p[i+j+k] = byte(v >> (8 * k))
+				for b := 0; b < 8 && j+b < n; b++ {
+					q[j+b] = byte(v >> (8 * b))
 				}
 			}
-		} else {
+		case k < 5: // zeros
+			clear(q)
+		case k < 10: // records: a pointer-like base plus small offsets
+			base := r.Uint32()
+			for j := 0; j < n; j++ {
+				switch j % 8 {
+				case 0:
+					base += uint32(r.IntN(64))
+					q[j] = byte(base)
+				case 1, 2, 3:
+					q[j] = byte(base >> (8 * (j % 8)))
+				default:
+					q[j] = 0
+					if r.IntN(8) == 0 {
+						q[j] = byte(r.IntN(4))
+					}
+				}
+			}
+		default: // text
 			j := 0
 			for j < n {
-				j += copy(p[i+j:i+n], words[r.IntN(len(words))])
+				j += copy(q[j:], vocab[zipf.Uint64()])
+				if j < n {
+					q[j] = " \n"[min(r.IntN(12), 1)]
+					j++
+				}
 			}
 		}
 		i += n
 	}
 }
+
+var benchVocab = sync.OnceValue(func() []string {
+	r := rand.New(rand.NewPCG(42, 42))
+	v := make([]string, 4096)
+	for i := range v {
+		b := make([]byte, 2+r.IntN(9))
+		for j := range b {
+			b[j] = "etaoinshrdlucmfwypvbgkjqxz_./-0123456789"[r.IntN(40)]
+		}
+		v[i] = string(b)
+	}
+	return v
+})
 
 // genStore generates a fake store of about total bytes under root/nix/store
 // in store paths of 1-300 files (sizes from 100 B to 8 MiB, most small) and
