@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
@@ -185,5 +186,30 @@ func TestPackStorePaths(t *testing.T) {
 	}
 	if d.Digest.String() != goldenGzipDigest {
 		t.Errorf("digest %s, want %s", d.Digest, goldenGzipDigest)
+	}
+}
+
+// Failed packs leave no compressor goroutines behind.
+func TestPackNoGoroutineLeak(t *testing.T) {
+	data := testData(4 * gzipBlockSize)
+	before := runtime.NumGoroutine()
+	for range 10 {
+		for _, c := range []Compression{Gzip, Zstd} {
+			Pack(context.Background(), &failWriter{after: 1000}, c, 0, func(w io.Writer) error {
+				_, err := w.Write(data)
+				return err
+			})
+			Pack(context.Background(), io.Discard, c, 0, func(w io.Writer) error {
+				w.Write(data[:1000])
+				return errors.New("tar failed")
+			})
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("goroutines: %d before, %d after", before, after)
 	}
 }
