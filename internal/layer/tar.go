@@ -54,6 +54,11 @@ import (
 	"time"
 )
 
+// Version identifies the layer format: the tar rules, the compressors and
+// their fixed settings. It changes whenever the same input would give other
+// bytes, so caches of packed layers should include it in their keys.
+const Version = 1
+
 // StoreDir is the Nix store directory every store path lives in.
 const StoreDir = "/nix/store"
 
