@@ -1,0 +1,719 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/spf13/cobra"
+
+	"strata/internal/builder"
+	"strata/internal/buildspec"
+	"strata/internal/layer"
+	"strata/internal/layering"
+	"strata/internal/nix"
+	"strata/internal/storage"
+)
+
+type buildOptions struct {
+	file        string   // -f: YAML/JSON description or .nix file; default none
+	nixAttr     string   // attribute of the .nix file or of the flake; default none
+	name        string   // image name; default the description's, else "image"
+	platforms   []string // default the description's, else the build machine's
+	cmd         string   // default none
+	entrypoint  string   // default none
+	env         []string // K=V; default none
+	workdir     string   // default none
+	ports       []string // default none
+	user        string   // default none
+	labels      []string // k=v; default none
+	annotations []string // k=v; default none
+	maxLayers   int      // default the description's, else 100
+	compression string   // default the description's, else gzip
+	pkgsPath    string   // default NIXERY_PKGS_PATH
+	channel     string   // default NIXERY_CHANNEL
+	flake       string   // default none
+	ref         string   // package-set revision; default latest
+	cacheDir    string   // default $XDG_CACHE_HOME/strata
+	outputs     []string // default none (build into the cache only)
+	jsonOut     bool     // default false
+	epoch       int64    // default SOURCE_DATE_EPOCH, else 1
+	nixTimeout  time.Duration
+	strategy    string
+	nixDB       bool
+	verbose     bool // --log-level given: show the builder's logs
+}
+
+func init() { register(newBuildCmd) }
+
+func newBuildCmd(env *Env) *cobra.Command {
+	o := &buildOptions{}
+	cmd := &cobra.Command{
+		Use:   "build [PACKAGE...]",
+		Short: "Build an image from packages or a description, into an OCI layout, a docker-archive or a registry",
+		Long: `build builds an image from Nix packages, the same way serve does, and writes it
+to each --output:
+
+  oci:DIR[:TAG]              an OCI image layout (an index for several platforms)
+  docker-archive:FILE[:REF]  a docker-archive tarball (podman load, docker load)
+  REGISTRY/REPO:TAG          pushed to a registry (credentials from docker/podman config)
+
+The image is the PACKAGE arguments plus the flags, or a description file
+(-f image.yaml; the format is in docs/build.md), or a Nix expression that
+evaluates to one (-f image.nix, optionally --nix-attr ATTR; or --flake REF
+--nix-attr ATTR). Flags add to the description. Layers are cached in
+--cache-dir: a rebuild packs only the layers whose store paths changed.`,
+		Example: `  strata build --pkgs-path testdata/pkgs hello --cmd hello --output oci:out
+  strata build --pkgs-path testdata/pkgs -f examples/lix/image.nix --output docker-archive:lix.tar --json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f := cmd.Flag("log-level"); f != nil && f.Changed {
+				o.verbose = true
+			}
+			return runBuild(cmd.Context(), env, o, args)
+		},
+	}
+	get := env.Getenv
+	var epoch int64 = 1
+	if v := get("SOURCE_DATE_EPOCH"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			epoch = n
+		}
+	}
+	cache := ""
+	if d, err := os.UserCacheDir(); err == nil {
+		cache = filepath.Join(d, "strata")
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.file, "file", "f", "", "image description: a YAML/JSON file, or a .nix file that evaluates to one (default none)")
+	f.StringVar(&o.nixAttr, "nix-attr", "", "attribute of the .nix file (or of --flake) holding the description (default the whole value)")
+	f.StringVar(&o.name, "name", "", "image name, its title annotation (default the description's name, else \"image\")")
+	f.StringSliceVar(&o.platforms, "platform", nil, "platforms, repeatable or comma-separated, e.g. linux/amd64,linux/arm64 (default the description's, else the build machine's)")
+	f.StringVar(&o.cmd, "cmd", "", "image Cmd: words split on spaces, or a JSON array (default none)")
+	f.StringVar(&o.entrypoint, "entrypoint", "", "image Entrypoint: words split on spaces, or a JSON array (default none)")
+	f.StringArrayVar(&o.env, "env", nil, "environment variable KEY=VALUE, repeatable (default none)")
+	f.StringVar(&o.workdir, "workdir", "", "working directory (default the runtime's /)")
+	f.StringArrayVar(&o.ports, "port", nil, "exposed port, e.g. 8080 or 53/udp, repeatable (default none)")
+	f.StringVar(&o.user, "user", "", "user to run as, e.g. 1000:1000 (default root)")
+	f.StringArrayVar(&o.labels, "label", nil, "config label KEY=VALUE, repeatable (default none)")
+	f.StringArrayVar(&o.annotations, "annotation", nil, "manifest and index annotation KEY=VALUE, repeatable (default none)")
+	f.IntVar(&o.maxLayers, "max-layers", 0, "layer budget, the customisation layer included (default the description's, else 100)")
+	f.StringVar(&o.compression, "compression", "", "layer compression: gzip or zstd (default the description's, else gzip)")
+	f.BoolVar(&o.nixDB, "nix-db", false, "put an initialised Nix database of the image's closure in the image (default the description's, else false)")
+	f.StringVar(&o.pkgsPath, "pkgs-path", get("NIXERY_PKGS_PATH"), "package set: a local directory with a default.nix (NIXERY_PKGS_PATH)")
+	f.StringVar(&o.channel, "channel", get("NIXERY_CHANNEL"), "package set: a nixpkgs channel or commit (NIXERY_CHANNEL)")
+	f.StringVar(&o.flake, "flake", "", "package set: a flake reference whose legacyPackages are used (default none)")
+	f.StringVar(&o.ref, "ref", "", "package-set revision for versioned sources (default latest)")
+	f.StringVar(&o.cacheDir, "cache-dir", cache, "local cache of layers and images (a filesystem store)")
+	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image, repeatable: oci:DIR[:TAG], docker-archive:FILE[:REF] or REGISTRY/REPO:TAG (default none: build into the cache only)")
+	f.BoolVar(&o.jsonOut, "json", false, "print a machine-readable result on stdout (default false)")
+	f.Int64Var(&o.epoch, "source-date-epoch", epoch, "modification time of every file in the layers (SOURCE_DATE_EPOCH, default 1)")
+	f.DurationVar(&o.nixTimeout, "nix-timeout", 0, "time limit of each Nix build (default none)")
+	f.StringVar(&o.strategy, "strategy", "", "layering strategy: "+strings.Join(layering.Names(), ", ")+" (default strata)")
+	return cmd
+}
+
+// BuildResult is the --json output of strata build.
+type BuildResult struct {
+	Name         string           `json:"name"`
+	Digest       string           `json:"digest"`
+	MediaType    string           `json:"mediaType"`
+	Size         int64            `json:"size"`
+	DockerDigest string           `json:"dockerDigest"`
+	Manifests    []ManifestResult `json:"manifests"`
+	LayersPacked int              `json:"layersPacked"`
+	Cached       bool             `json:"cached"`
+	Outputs      []OutputResult   `json:"outputs"`
+	Seconds      float64          `json:"seconds"`
+}
+
+// ManifestResult is one platform's image.
+type ManifestResult struct {
+	Platform string        `json:"platform"`
+	Digest   string        `json:"digest"`
+	Size     int64         `json:"size"`
+	Layers   []LayerResult `json:"layers"`
+}
+
+// LayerResult is one layer of an image.
+type LayerResult struct {
+	Digest  string `json:"digest"`
+	DiffID  string `json:"diffID"`
+	Size    int64  `json:"size"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// OutputResult is one written output.
+type OutputResult struct {
+	Output string `json:"output"`
+	Digest string `json:"digest"`
+}
+
+func runBuild(ctx context.Context, env *Env, o *buildOptions, args []string) error {
+	start := time.Now()
+	for _, out := range o.outputs {
+		if _, _, err := parseOutput(out); err != nil {
+			return err
+		}
+	}
+	nixFile := o.file != "" && strings.HasSuffix(o.file, ".nix")
+	flakeAttr := o.file == "" && o.flake != "" && o.nixAttr != ""
+	if o.nixAttr != "" && !nixFile && !flakeAttr {
+		return errors.New("--nix-attr selects an attribute of a .nix description (-f image.nix) or of --flake; give one of them")
+	}
+	// A YAML description is checked before anything else runs.
+	var desc *buildspec.Description
+	if o.file != "" && !nixFile {
+		raw, err := os.ReadFile(o.file)
+		if err != nil {
+			return fmt.Errorf("read the description: %w", err)
+		}
+		if desc, err = buildspec.Parse(o.file, raw); err != nil {
+			return err
+		}
+	}
+
+	cfg := nix.Config{PkgsPath: o.pkgsPath, Channel: o.channel, Flake: o.flake, Timeout: o.nixTimeout, Log: quietLog(env, o.verbose)}
+	withPkgs := true
+	if o.pkgsPath == "" && o.channel == "" && o.flake == "" {
+		if !nixFile {
+			return errors.New("no package source: set --pkgs-path, --channel or --flake (or NIXERY_PKGS_PATH, NIXERY_CHANNEL)")
+		}
+		// A Nix description brings its own packages.
+		cfg.PkgsPath = o.file
+		withPkgs = false
+	}
+	drv, err := nix.New(cfg)
+	if err != nil {
+		return err
+	}
+
+	// The platforms: flags, else the description's, else the host's.
+	plats := o.platforms
+	if len(plats) == 0 && desc != nil {
+		plats = desc.Platforms
+	}
+	if len(plats) == 0 {
+		plats = []string{hostPlatform()}
+	}
+	platforms, err := parsePlatforms(strings.Join(plats, ","))
+	if err != nil {
+		return fmt.Errorf("--platform: %w", err)
+	}
+
+	prog := newProgress(env.Stderr, o.jsonOut)
+	if nixFile || flakeAttr {
+		prog.say("evaluating the image description")
+		var ev *nix.Evaluated
+		if nixFile {
+			ev, err = drv.EvalFile(ctx, o.ref, platforms[0].Target, o.file, o.nixAttr, withPkgs)
+		} else {
+			ev, err = drv.EvalFlakeAttr(ctx, o.nixAttr)
+		}
+		if err != nil {
+			return err
+		}
+		label := o.file
+		if flakeAttr {
+			label = o.flake + "#" + o.nixAttr
+		}
+		if desc, err = buildspec.ParseNix(label, ev.Value, ev.Inputs); err != nil {
+			return err
+		}
+		if len(o.platforms) == 0 && len(desc.Platforms) > 0 {
+			if platforms, err = parsePlatforms(strings.Join(desc.Platforms, ",")); err != nil {
+				return fmt.Errorf("%s: platforms: %w", label, err)
+			}
+		}
+		if len(platforms) > 1 && len(ev.Inputs) > 0 {
+			return fmt.Errorf("%s: a Nix description is evaluated for one platform; build each platform separately (--platform) and join them with strata index", label)
+		}
+	}
+	if desc == nil {
+		desc = &buildspec.Description{}
+	}
+	if err := applyFlags(desc, o, args); err != nil {
+		return err
+	}
+	if err := desc.Check(); err != nil {
+		return err
+	}
+	if len(desc.Packages) == 0 && len(desc.Layers) == 0 {
+		return errors.New("nothing to build: name packages (strata build hello) or a description (-f image.yaml)")
+	}
+	req := desc.Request()
+	req.Ref = o.ref
+	req.Platforms = nil // the builder is configured with exactly these
+
+	if o.cacheDir == "" {
+		return errors.New("no cache directory: set --cache-dir")
+	}
+	store, err := storage.NewFS(o.cacheDir)
+	if err != nil {
+		return fmt.Errorf("cache directory: %w", err)
+	}
+	strat, err := layering.New(o.strategy, nil)
+	if err != nil {
+		return fmt.Errorf("--strategy: %w", err)
+	}
+	comp := layer.Gzip
+	if desc.Compression != "" {
+		comp = layer.Compression(desc.Compression)
+	}
+	maxLayers := desc.MaxLayers
+	b, err := builder.New(builder.Options{
+		Nix: drv, Store: store, Strategy: strat, MaxLayers: maxLayers, Platforms: platforms,
+		MTime: time.Unix(o.epoch, 0), Compression: comp, Log: quietLog(env, o.verbose), Progress: prog.event,
+	})
+	if err != nil {
+		return err
+	}
+	res, err := b.BuildRequest(ctx, req)
+	if err != nil {
+		return explainBuildError(desc, err)
+	}
+	prog.done()
+
+	out := BuildResult{Name: req.Name, Digest: res.OCI.Digest, MediaType: string(res.OCI.MediaType), Size: res.OCI.Size,
+		DockerDigest: res.Docker.Digest, LayersPacked: res.LayersPacked, Cached: res.Cached, Outputs: []OutputResult{}}
+	art, err := b.Load(ctx, res.OCI)
+	if err != nil {
+		return err
+	}
+	if out.Manifests, err = describeArtifact(art); err != nil {
+		return err
+	}
+	for _, o2 := range o.outputs {
+		prog.say("writing " + o2)
+		d, err := writeOutput(ctx, b, res, art, req.Name, o2)
+		if err != nil {
+			return err
+		}
+		out.Outputs = append(out.Outputs, OutputResult{Output: o2, Digest: d})
+	}
+	out.Seconds = time.Since(start).Seconds()
+	if o.jsonOut {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Fprintf(env.Stderr, "built %s %s (%d layers packed, %.1fs)\n", req.Name, res.OCI.Digest, res.LayersPacked, out.Seconds)
+	return nil
+}
+
+// quietLog is the logger of the builder and the Nix driver: silent unless
+// --log-level was given (errors are returned and printed anyway).
+func quietLog(env *Env, verbose bool) *slog.Logger {
+	if verbose {
+		return env.Log
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// explainBuildError adds the description's line to an unknown package.
+func explainBuildError(d *buildspec.Description, err error) error {
+	var u *nix.UnknownPackagesError
+	if errors.As(err, &u) {
+		var parts []string
+		for _, p := range u.Packages {
+			s := fmt.Sprintf("unknown package %q", p.Name)
+			if l := d.LineOfPackage(p.Name); l > 0 {
+				s = fmt.Sprintf("%s: line %d: %s", d.File(), l, s)
+			}
+			if p.Reason != "" {
+				s += " (" + p.Reason + ")"
+			}
+			if p.Suggestion != "" {
+				s += fmt.Sprintf("; did you mean %q?", p.Suggestion)
+			}
+			parts = append(parts, s)
+		}
+		return fmt.Errorf("%s; check the package names against the package set", strings.Join(parts, "\n"))
+	}
+	return err
+}
+
+func applyFlags(d *buildspec.Description, o *buildOptions, args []string) error {
+	d.Packages = append(d.Packages, args...)
+	if o.name != "" {
+		d.Name = o.name
+	}
+	if len(o.platforms) > 0 {
+		d.Platforms = o.platforms
+	}
+	var err error
+	if o.cmd != "" {
+		if d.Config.Cmd, err = words("--cmd", o.cmd); err != nil {
+			return err
+		}
+	}
+	if o.entrypoint != "" {
+		if d.Config.Entrypoint, err = words("--entrypoint", o.entrypoint); err != nil {
+			return err
+		}
+	}
+	for _, e := range o.env {
+		k, v, ok := strings.Cut(e, "=")
+		if !ok {
+			return fmt.Errorf("--env %q: use KEY=VALUE", e)
+		}
+		if d.Config.Env == nil {
+			d.Config.Env = map[string]string{}
+		}
+		d.Config.Env[k] = v
+	}
+	if o.workdir != "" {
+		d.Config.WorkingDir = o.workdir
+	}
+	d.Config.ExposedPorts = append(d.Config.ExposedPorts, o.ports...)
+	if o.user != "" {
+		d.Config.User = o.user
+	}
+	for _, l := range o.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--label %q: use KEY=VALUE", l)
+		}
+		if d.Config.Labels == nil {
+			d.Config.Labels = map[string]string{}
+		}
+		d.Config.Labels[k] = v
+	}
+	for _, a := range o.annotations {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--annotation %q: use KEY=VALUE", a)
+		}
+		if d.Annotations == nil {
+			d.Annotations = map[string]string{}
+		}
+		d.Annotations[k] = v
+	}
+	if o.maxLayers != 0 {
+		d.MaxLayers = o.maxLayers
+	}
+	if o.compression != "" {
+		d.Compression = o.compression
+	}
+	if o.nixDB {
+		d.NixDatabase = true
+	}
+	if d.Name == "" {
+		var ns []string
+		for _, p := range d.Packages {
+			if !strings.HasPrefix(p, "/") {
+				ns = append(ns, p)
+			}
+		}
+		d.Name = "image"
+		if len(ns) > 0 && len(ns) <= 4 {
+			d.Name = strings.Join(ns, "-")
+		}
+	}
+	return nil
+}
+
+// words splits a command: a JSON array, or words separated by spaces.
+func words(flag, s string) ([]string, error) {
+	if strings.HasPrefix(strings.TrimSpace(s), "[") {
+		var w []string
+		if err := json.Unmarshal([]byte(s), &w); err != nil {
+			return nil, fmt.Errorf("%s: not a JSON array of strings: %w", flag, err)
+		}
+		return w, nil
+	}
+	return strings.Fields(s), nil
+}
+
+type outputKind int
+
+const (
+	outOCI outputKind = iota
+	outArchive
+	outRegistry
+)
+
+// parseOutput splits an --output value.
+func parseOutput(s string) (outputKind, string, error) {
+	switch {
+	case strings.HasPrefix(s, "oci:"):
+		if strings.TrimPrefix(s, "oci:") == "" {
+			return 0, "", fmt.Errorf("--output %q: name a directory, e.g. oci:./out", s)
+		}
+		return outOCI, strings.TrimPrefix(s, "oci:"), nil
+	case strings.HasPrefix(s, "docker-archive:"):
+		if strings.TrimPrefix(s, "docker-archive:") == "" {
+			return 0, "", fmt.Errorf("--output %q: name a file, e.g. docker-archive:image.tar", s)
+		}
+		return outArchive, strings.TrimPrefix(s, "docker-archive:"), nil
+	}
+	if _, err := name.ParseReference(s); err != nil {
+		return 0, "", fmt.Errorf("--output %q: use oci:DIR, docker-archive:FILE or a registry reference such as registry.example/repo:tag: %w", s, err)
+	}
+	return outRegistry, s, nil
+}
+
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// splitTag splits "path:tag" when the part after the last colon is a tag.
+func splitTag(s, def string) (string, string) {
+	if i := strings.LastIndexByte(s, ':'); i > 0 && tagRE.MatchString(s[i+1:]) && !strings.Contains(s[i+1:], "/") {
+		return s[:i], s[i+1:]
+	}
+	return s, def
+}
+
+// repoName makes a valid repository name of an image name.
+func repoName(n string) string {
+	n = strings.ToLower(n)
+	n = regexp.MustCompile(`[^a-z0-9._/-]+`).ReplaceAllString(n, "-")
+	n = strings.Trim(n, "-./_")
+	if n == "" {
+		n = "image"
+	}
+	return n
+}
+
+func writeOutput(ctx context.Context, b *builder.Builder, res builder.Result, art builder.Artifact, imgName, spec string) (string, error) {
+	kind, target, _ := parseOutput(spec)
+	switch kind {
+	case outOCI:
+		dir, tag := splitTag(target, "latest")
+		p, err := layout.FromPath(dir)
+		if err != nil {
+			if p, err = layout.Write(dir, empty.Index); err != nil {
+				return "", fmt.Errorf("--output %s: %w", spec, err)
+			}
+		}
+		ann := layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})
+		// Replace an earlier image of the same tag.
+		if err := p.RemoveDescriptors(matchRefName(tag)); err != nil {
+			return "", fmt.Errorf("--output %s: %w", spec, err)
+		}
+		if art.Index != nil {
+			err = p.AppendIndex(art.Index, ann)
+		} else {
+			err = p.AppendImage(art.Image, ann)
+		}
+		if err != nil {
+			return "", fmt.Errorf("--output %s: %w", spec, err)
+		}
+		return res.OCI.Digest, nil
+	case outArchive:
+		file, refs := splitTag(target, "")
+		if art.Index != nil {
+			return "", fmt.Errorf("--output %s: a docker-archive holds one image and this build has several platforms; pick one with --platform", spec)
+		}
+		ref := repoName(imgName) + ":latest"
+		if refs != "" {
+			// FILE:REF where REF is itself repo:tag is ambiguous; a bare tag
+			// names the tag of the image name.
+			ref = repoName(imgName) + ":" + refs
+		}
+		tag, err := name.NewTag(ref)
+		if err != nil {
+			return "", fmt.Errorf("--output %s: %w", spec, err)
+		}
+		dart, err := b.Load(ctx, res.Docker)
+		if err != nil {
+			return "", err
+		}
+		if err := tarball.WriteToFile(file, tag, dart.Image); err != nil {
+			return "", fmt.Errorf("--output %s: %w", spec, err)
+		}
+		return res.Docker.Digest, nil
+	default:
+		var opts []name.Option
+		if h := hostOf(target); strings.HasPrefix(h, "localhost") || strings.HasPrefix(h, "127.") || strings.HasPrefix(h, "[::1]") {
+			opts = append(opts, name.Insecure)
+		}
+		ref, err := name.ParseReference(target, opts...)
+		if err != nil {
+			return "", fmt.Errorf("--output %s: %w", spec, err)
+		}
+		ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+		if art.Index != nil {
+			err = remote.WriteIndex(ref, art.Index, ropts...)
+		} else {
+			err = remote.Write(ref, art.Image, ropts...)
+		}
+		if err != nil {
+			return "", fmt.Errorf("push to %s: %w (check the registry address and your credentials: docker login / podman login)", target, err)
+		}
+		return res.OCI.Digest, nil
+	}
+}
+
+func hostOf(ref string) string {
+	h, _, _ := strings.Cut(ref, "/")
+	return h
+}
+
+func matchRefName(tag string) func(v1.Descriptor) bool {
+	return func(d v1.Descriptor) bool { return d.Annotations["org.opencontainers.image.ref.name"] == tag }
+}
+
+// describeArtifact lists each platform's manifest and layers.
+func describeArtifact(a builder.Artifact) ([]ManifestResult, error) {
+	type entry struct {
+		plat string
+		img  v1.Image
+	}
+	var es []entry
+	if a.Index != nil {
+		im, err := a.Index.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range im.Manifests {
+			img, err := a.Index.Image(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			p := ""
+			if d.Platform != nil {
+				p = d.Platform.String()
+			}
+			es = append(es, entry{p, img})
+		}
+	} else {
+		cf, err := a.Image.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		es = append(es, entry{cf.Platform().String(), a.Image})
+	}
+	var out []ManifestResult
+	for _, e := range es {
+		m, err := e.img.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		cf, err := e.img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		dg, _ := e.img.Digest()
+		sz, _ := e.img.Size()
+		mr := ManifestResult{Platform: e.plat, Digest: dg.String(), Size: sz}
+		var comments []string
+		for _, h := range cf.History {
+			comments = append(comments, h.Comment)
+		}
+		for i, l := range m.Layers {
+			lr := LayerResult{Digest: l.Digest.String(), Size: l.Size}
+			if i < len(cf.RootFS.DiffIDs) {
+				lr.DiffID = cf.RootFS.DiffIDs[i].String()
+			}
+			if i < len(comments) {
+				lr.Comment = comments[i]
+			}
+			mr.Layers = append(mr.Layers, lr)
+		}
+		out = append(out, mr)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Platform < out[j].Platform })
+	return out, nil
+}
+
+// progress prints build progress on a terminal and nothing otherwise.
+type progress struct {
+	w       io.Writer
+	on      bool
+	mu      sync.Mutex
+	total   map[string]int
+	n       map[string]*atomic.Int64
+	packed  atomic.Int64
+	started time.Time
+}
+
+func newProgress(w io.Writer, jsonOut bool) *progress {
+	on := false
+	if f, ok := w.(*os.File); ok && !jsonOut {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			on = true
+		}
+	}
+	return &progress{w: w, on: on, total: map[string]int{}, n: map[string]*atomic.Int64{}, started: time.Now()}
+}
+
+func (p *progress) say(s string) {
+	if p.on {
+		p.mu.Lock()
+		fmt.Fprintf(p.w, "\r\033[K%5.1fs %s\n", time.Since(p.started).Seconds(), s)
+		p.mu.Unlock()
+	}
+}
+
+func (p *progress) event(e builder.Event) {
+	if !p.on {
+		return
+	}
+	switch e.Kind {
+	case "resolve":
+		p.say(fmt.Sprintf("resolving %d packages", e.Total))
+	case "nix":
+		p.say(fmt.Sprintf("[%s] building with Nix", e.Platform))
+	case "database":
+		p.say(fmt.Sprintf("[%s] writing the Nix database of %d store paths", e.Platform, e.Total))
+	case "layers":
+		p.mu.Lock()
+		p.total[e.Platform] = e.Total
+		p.n[e.Platform] = &atomic.Int64{}
+		p.mu.Unlock()
+		p.say(fmt.Sprintf("[%s] %d layers", e.Platform, e.Total))
+	case "layer":
+		p.mu.Lock()
+		c := p.n[e.Platform]
+		total := p.total[e.Platform]
+		p.mu.Unlock()
+		i := int64(0)
+		if c != nil {
+			i = c.Add(1)
+		}
+		verb := "cached"
+		if e.Packed {
+			verb = "packed"
+			p.packed.Add(1)
+		}
+		p.mu.Lock()
+		fmt.Fprintf(p.w, "\r\033[K%5.1fs [%s] layer %d/%d %s %s (%s)", time.Since(p.started).Seconds(), e.Platform, i, total, verb, e.Name, humanSize(e.Size))
+		p.mu.Unlock()
+	}
+}
+
+func (p *progress) done() {
+	if p.on {
+		p.mu.Lock()
+		fmt.Fprint(p.w, "\r\033[K")
+		p.mu.Unlock()
+	}
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
