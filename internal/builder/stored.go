@@ -75,7 +75,7 @@ type storedImage struct {
 	diffs map[v1.Hash]v1.Hash
 }
 
-func (s *storedImage) RawConfigFile() ([]byte, error)     { return s.cfg, nil }
+func (s *storedImage) RawConfigFile() ([]byte, error)      { return s.cfg, nil }
 func (s *storedImage) MediaType() (types.MediaType, error) { return s.mt, nil }
 func (s *storedImage) RawManifest() ([]byte, error)        { return s.raw, nil }
 
@@ -101,12 +101,14 @@ type storedIndex struct {
 	m   *v1.IndexManifest
 }
 
-func (s *storedIndex) MediaType() (types.MediaType, error)        { return s.mt, nil }
-func (s *storedIndex) Digest() (v1.Hash, error)                   { return partial.Digest(s) }
-func (s *storedIndex) Size() (int64, error)                       { return int64(len(s.raw)), nil }
-func (s *storedIndex) IndexManifest() (*v1.IndexManifest, error)  { return s.m, nil }
-func (s *storedIndex) RawManifest() ([]byte, error)               { return s.raw, nil }
-func (s *storedIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) { return nil, fmt.Errorf("builder: nested index %s", h) }
+func (s *storedIndex) MediaType() (types.MediaType, error)       { return s.mt, nil }
+func (s *storedIndex) Digest() (v1.Hash, error)                  { return partial.Digest(s) }
+func (s *storedIndex) Size() (int64, error)                      { return int64(len(s.raw)), nil }
+func (s *storedIndex) IndexManifest() (*v1.IndexManifest, error) { return s.m, nil }
+func (s *storedIndex) RawManifest() ([]byte, error)              { return s.raw, nil }
+func (s *storedIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	return nil, fmt.Errorf("builder: nested index %s", h)
+}
 
 func (s *storedIndex) Image(h v1.Hash) (v1.Image, error) {
 	for _, d := range s.m.Manifests {
