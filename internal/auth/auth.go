@@ -365,9 +365,18 @@ type Result struct {
 }
 
 // Check decides whether request r may do actions on repo ("" for the
-// /v2/ base endpoint, which needs only a valid credential or anonymous
-// pull... and challenges anonymous clients so they learn the realm).
+// /v2/ base endpoint, which needs a valid credential and challenges
+// anonymous clients, so that they learn the realm).
 func (s *Service) Check(r *http.Request, repo string, actions ...string) Result {
+	if repo == "" {
+		return s.CheckScopes(r, nil)
+	}
+	return s.CheckScopes(r, []Access{{Type: "repository", Name: repo, Actions: actions}})
+}
+
+// CheckScopes decides whether request r may do everything in scopes (none:
+// the base endpoint). A 401's challenge names every scope.
+func (s *Service) CheckScopes(r *http.Request, scopes []Access) Result {
 	authz := r.Header.Get("Authorization")
 	scheme, cred, _ := strings.Cut(authz, " ")
 	user, authenticated, bad := "", false, false
@@ -393,47 +402,47 @@ func (s *Service) Check(r *http.Request, repo string, actions ...string) Result 
 		bad = true
 	}
 	challenge := func(errCode string) Result {
-		return Result{Status: http.StatusUnauthorized, Challenge: s.challenge(r, repo, actions, errCode)}
+		return Result{Status: http.StatusUnauthorized, Challenge: s.challenge(r, scopes, errCode)}
 	}
 	if bad {
 		return challenge("invalid_token")
 	}
-	if repo == "" {
+	if len(scopes) == 0 {
 		if authenticated {
 			return Result{Allowed: true, User: user}
 		}
 		return challenge("")
 	}
-	for _, act := range actions {
-		ok := false
-		if bearer {
-			for _, a := range tokenAccess {
-				if a.Type == "repository" && a.Name == repo && slices.Contains(a.Actions, act) {
-					ok = true
+	for _, sc := range scopes {
+		for _, act := range sc.Actions {
+			ok := false
+			if bearer {
+				for _, a := range tokenAccess {
+					if a.Type == "repository" && a.Name == sc.Name && slices.Contains(a.Actions, act) {
+						ok = true
+					}
 				}
+			} else {
+				ok = s.allowed(user, sc.Name, act)
 			}
-		} else {
-			ok = s.allowed(user, repo, act)
-		}
-		if ok {
-			continue
-		}
-		switch {
-		case !authenticated:
-			return challenge("")
-		case bearer && s.allowed(user, repo, act):
-			return challenge("insufficient_scope") // ask for a new token
-		case bearer:
-			return challenge("insufficient_scope")
-		default:
-			return Result{Status: http.StatusForbidden, User: user}
+			if ok {
+				continue
+			}
+			switch {
+			case !authenticated:
+				return challenge("")
+			case bearer:
+				return challenge("insufficient_scope") // a new token may hold it
+			default:
+				return Result{Status: http.StatusForbidden, User: user}
+			}
 		}
 	}
 	return Result{Allowed: true, User: user}
 }
 
 // challenge builds the WWW-Authenticate value.
-func (s *Service) challenge(r *http.Request, repo string, actions []string, errCode string) string {
+func (s *Service) challenge(r *http.Request, scopes []Access, errCode string) string {
 	if !s.o.Bearer {
 		return `Basic realm="` + s.o.Service + `"`
 	}
@@ -443,11 +452,14 @@ func (s *Service) challenge(r *http.Request, repo string, actions []string, errC
 	b.WriteString(`",service="`)
 	b.WriteString(s.o.Service)
 	b.WriteByte('"')
-	if repo != "" && len(actions) > 0 {
-		b.WriteString(`,scope="repository:`)
-		b.WriteString(repo)
-		b.WriteByte(':')
-		b.WriteString(strings.Join(actions, ","))
+	if len(scopes) > 0 {
+		b.WriteString(`,scope="`)
+		for i, sc := range scopes {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString("repository:" + sc.Name + ":" + strings.Join(sc.Actions, ","))
+		}
 		b.WriteByte('"')
 	}
 	if errCode != "" {

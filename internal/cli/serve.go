@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"strata/internal/auth"
 	"strata/internal/builder"
 	"strata/internal/image"
 	"strata/internal/layer"
@@ -41,6 +43,20 @@ type serveOptions struct {
 	platforms   string
 	epoch       int64
 	compression string
+
+	pushPrefix     string
+	anonymousPull  bool
+	htpasswd       string
+	tokenService   bool
+	tokenKey       string
+	tokenTTL       time.Duration
+	tokenRealm     string
+	maxUpload      int64
+	maxUploads     int
+	gcInterval     time.Duration
+	gcGrace        time.Duration
+	uploadMaxAge   time.Duration
+	deleteUntagged bool
 }
 
 func init() { register(newServeCmd) }
@@ -100,6 +116,19 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.StringVar(&o.platforms, "platforms", hostPlatform(), "platforms to build, comma-separated, each os/arch[=native|cross|remote]")
 	f.Int64Var(&o.epoch, "source-date-epoch", epoch, "modification time of every file in the layers (SOURCE_DATE_EPOCH)")
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip or zstd")
+	f.StringVar(&o.pushPrefix, "push-prefix", "pushed", `push namespace: repositories named PREFIX/... accept pushes and deletes, every other name is an on-demand image (a push there is DENIED); "" disables pushes`)
+	f.BoolVar(&o.anonymousPull, "anonymous-pull", true, "let clients without credentials pull")
+	f.StringVar(&o.htpasswd, "htpasswd", "", "htpasswd file (bcrypt) of the users who may push and delete; enables access control (default: none, anyone may push)")
+	f.BoolVar(&o.tokenService, "token-service", true, "with --htpasswd, challenge clients with the built-in token service at /token (Bearer); false: Basic")
+	f.StringVar(&o.tokenKey, "token-key", "", "file holding the token signing key, at least 32 bytes (default: a random key per start; replicas need a shared file)")
+	f.DurationVar(&o.tokenTTL, "token-ttl", 5*time.Minute, "lifetime of issued tokens")
+	f.StringVar(&o.tokenRealm, "token-realm", "", "URL of the token service in challenges (default: http://<request host>/token)")
+	f.Int64Var(&o.maxUpload, "max-upload-size", 16<<30, "largest blob accepted, in bytes (0: no limit)")
+	f.IntVar(&o.maxUploads, "max-concurrent-uploads", 64, "most upload requests at once; more answer 429")
+	f.DurationVar(&o.gcInterval, "gc-interval", 0, "run garbage collection this often while serving (0: never; see strata gc)")
+	f.DurationVar(&o.gcGrace, "gc-grace", time.Hour, "garbage collection never removes objects younger than this")
+	f.DurationVar(&o.uploadMaxAge, "gc-upload-max-age", 24*time.Hour, "garbage collection removes uploads idle for longer than this")
+	f.BoolVar(&o.deleteUntagged, "gc-delete-untagged", true, "garbage collection removes pushed manifests no tag reaches (after the grace period)")
 	return cmd
 }
 
@@ -205,8 +234,25 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	reg := registry.New(registry.Options{Store: store, Backend: b, Log: env.Log})
+	var authSvc *auth.Service
+	if o.htpasswd != "" {
+		if authSvc, err = newAuth(o); err != nil {
+			return err
+		}
+	} else if !o.anonymousPull {
+		return errors.New("--anonymous-pull=false needs --htpasswd: nobody could pull")
+	} else if o.pushPrefix != "" {
+		env.Log.Warn("no --htpasswd: anyone who can reach the registry may push to " + o.pushPrefix + "/...")
+	}
+	reg := registry.New(registry.Options{Store: store, Backend: b, Log: env.Log, PushPrefix: o.pushPrefix, Auth: authSvc,
+		MaxUploadSize: o.maxUpload, MaxConcurrentUploads: o.maxUploads})
+	if o.gcInterval > 0 {
+		go runPeriodicGC(ctx, env, reg.(registry.Collector), o)
+	}
 	mux := http.NewServeMux()
+	if authSvc != nil {
+		mux.Handle("/token", authSvc)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("/", web.Handler(web.Options{Builder: b}))
 	// The registry sees every /v2 path as sent: it answers malformed ones
@@ -238,6 +284,45 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return srv.Shutdown(sctx)
+	}
+}
+
+// newAuth builds the access control of --htpasswd and the token flags.
+func newAuth(o *serveOptions) (*auth.Service, error) {
+	users, err := auth.LoadHtpasswd(o.htpasswd)
+	if err != nil {
+		return nil, fmt.Errorf("--htpasswd: %w", err)
+	}
+	var key []byte
+	if o.tokenKey != "" {
+		if key, err = os.ReadFile(o.tokenKey); err != nil {
+			return nil, fmt.Errorf("--token-key: %w", err)
+		}
+		if len(key) < 32 {
+			return nil, errors.New("--token-key: the key file must hold at least 32 bytes (e.g. head -c 32 /dev/urandom > FILE)")
+		}
+	}
+	prefix := strings.Trim(o.pushPrefix, "/")
+	return auth.New(auth.Options{
+		Users: users, AnonymousPull: o.anonymousPull, Bearer: o.tokenService, Realm: o.tokenRealm, Key: key, TTL: o.tokenTTL,
+		CanPush: func(repo string) bool { return prefix != "" && strings.HasPrefix(repo, prefix+"/") },
+	})
+}
+
+// runPeriodicGC runs an online garbage collection every --gc-interval.
+func runPeriodicGC(ctx context.Context, env *Env, c registry.Collector, o *serveOptions) {
+	t := time.NewTicker(o.gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := c.CollectGarbage(ctx, registry.GCOptions{Grace: o.gcGrace, UploadMaxAge: o.uploadMaxAge,
+			DeleteUntagged: o.deleteUntagged, Log: env.Log}); err != nil && ctx.Err() == nil {
+			env.Log.Error("garbage collection failed", "error", err.Error())
+		}
 	}
 }
 

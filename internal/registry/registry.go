@@ -253,6 +253,12 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, rt route) er
 		}
 	case r.Method == http.MethodDelete && rt.kind != routeUpload:
 		res = h.auth.Check(r, rt.name, auth.Delete)
+	case rt.kind == routeUploads && r.URL.Query().Get("mount") != "" && ValidName(r.URL.Query().Get("from")):
+		// A mount reads from the source: ask for both scopes at once.
+		res = h.auth.CheckScopes(r, []auth.Access{
+			{Type: "repository", Name: rt.name, Actions: []string{auth.Pull, auth.Push}},
+			{Type: "repository", Name: r.URL.Query().Get("from"), Actions: []string{auth.Pull}},
+		})
 	default:
 		res = h.auth.Check(r, rt.name, auth.Pull, auth.Push)
 	}

@@ -221,8 +221,9 @@ func parseManifest(body []byte) (parsedManifest, error) {
 	return m, nil
 }
 
-// references lists the digests a manifest points at: config, layers,
-// child manifests and subject.
+// references lists the digests a manifest points at: config, layers and
+// child manifests (not its subject: a referrer keeps its subject's
+// referrers list alive, not the subject).
 func (m parsedManifest) references() []string {
 	var out []string
 	if m.Config != nil && m.Config.Digest != "" {
@@ -234,8 +235,12 @@ func (m parsedManifest) references() []string {
 	for _, c := range m.Manifests {
 		out = append(out, c.Digest)
 	}
-	if m.Subject != nil && m.Subject.Digest != "" {
-		out = append(out, m.Subject.Digest)
-	}
 	return out
+}
+
+// invalidateAll drops every resolved reference.
+func (c *cache) invalidateAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.refs)
 }
