@@ -44,6 +44,9 @@ type Request struct {
 	// closure is grouped by the strategy under the remaining budget.
 	// Default none.
 	Layers []LayerGroup `json:"layers,omitempty"`
+	// Include are packages or store paths (as Packages) whose closures are
+	// in the image without being merged into /; default none.
+	Include []string `json:"include,omitempty"`
 	// Inputs are store paths to realise before Packages and Layers name
 	// store paths: .drv files (built with nix-store --realise) and sources
 	// that must already be valid; default none. A Nix description's
@@ -228,9 +231,8 @@ func (b *Builder) resolve(ctx context.Context, req Request, t Platform) (*resolv
 	}
 	pkgNames := unique(names)
 	all := append([]string(nil), pkgNames...)
-	for _, g := range req.Layers {
-		all = append(all, g.Packages...)
-	}
+	all = append(all, groupNames(req.Layers)...)
+	all = append(all, req.Include...)
 	all = unique(all)
 	var attrNames []string
 	for _, n := range all {
@@ -364,7 +366,7 @@ func (b *Builder) buildPlatform(ctx context.Context, req Request, p Platform, r 
 		builtPkgs = res.Packages
 	}
 	var storePaths []string
-	for _, n := range append(append([]string(nil), names...), groupNames(req.Layers)...) {
+	for _, n := range append(append(append([]string(nil), names...), groupNames(req.Layers)...), req.Include...) {
 		if isStorePath(n) {
 			sp, err := nix.StorePathOf(n)
 			if err != nil {

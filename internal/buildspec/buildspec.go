@@ -41,6 +41,9 @@ type Description struct {
 	// Packages are attribute paths of the package set, or store paths;
 	// merged into / in this order; default none.
 	Packages []string `yaml:"packages"`
+	// Include are packages or store paths whose closures are in the image
+	// without being merged into /; default none.
+	Include []string `yaml:"include"`
 	// Layers are explicit layer groups, the image's first layers in order;
 	// default none.
 	Layers []Layer `yaml:"layers"`
@@ -461,6 +464,11 @@ func (d *Description) Check() error {
 			add(d.at(msg, "packages", i))
 		}
 	}
+	for i, p := range d.Include {
+		if msg := checkPackage(p); msg != "" {
+			add(d.at(msg, "include", i))
+		}
+	}
 	inGroup := map[string]int{}
 	for i, l := range d.Layers {
 		if len(l.Packages) == 0 {
@@ -608,6 +616,7 @@ func (d *Description) Request() builder.Request {
 	req := builder.Request{
 		Name:        d.Name,
 		Packages:    d.Packages,
+		Include:     d.Include,
 		Inputs:      d.Inputs,
 		NixDB:       d.NixDatabase,
 		Platforms:   d.Platforms,
