@@ -188,7 +188,7 @@ func parsePlatforms(s string) ([]builder.Platform, error) {
 
 func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if env.Getenv("GCS_BUCKET") != "" || o.storage == "gcs" {
-		return errors.New("Google Cloud Storage is not supported; use --storage filesystem")
+		return errors.New("storage backend gcs (Google Cloud Storage) is not supported; use --storage filesystem")
 	}
 	if o.compression != "gzip" && o.compression != "zstd" {
 		return fmt.Errorf("--compression %q: use gzip or zstd", o.compression)
