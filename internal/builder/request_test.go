@@ -26,7 +26,9 @@ type fakeNix struct {
 	builds int
 }
 
-func sp(name string) string { return "/nix/store/" + strings.Repeat("a", 31) + string(rune('a'+len(name)%26)) + "-" + name }
+func sp(name string) string {
+	return "/nix/store/" + strings.Repeat("a", 31) + string(rune('a'+len(name)%26)) + "-" + name
+}
 
 func (f *fakeNix) Revision(context.Context, string) (string, error) { return "rev1", nil }
 func (f *fakeNix) ShellPackages(context.Context, string) ([]string, error) {
