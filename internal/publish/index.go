@@ -137,38 +137,16 @@ func CreateIndex(ctx context.Context, dst string, opts IndexOptions) (Result, er
 		}
 		children = append(children, indexChild{ref: ref, img: a.img, digest: d, platform: p})
 	}
-	var missing []string
-	for _, want := range opts.Require {
-		found := false
-		for _, ch := range children {
-			found = found || satisfies(ch.platform, want)
-		}
-		if !found {
-			missing = append(missing, platformString(want))
-		}
+	have := make([]v1.Platform, len(children))
+	for i, ch := range children {
+		have[i] = ch.platform
 	}
-	if len(missing) > 0 {
+	if missing := MissingPlatforms(have, opts.Require); len(missing) > 0 {
 		return Result{}, fmt.Errorf("required platform %s missing: add an image for it with --from (nothing was pushed)", strings.Join(missing, ", "))
 	}
-	sort.SliceStable(children, func(i, j int) bool {
-		return platformKey(children[i].platform) < platformKey(children[j].platform)
-	})
-
-	var idx v1.ImageIndex = empty.Index
-	idx = mutate.IndexMediaType(idx, types.OCIImageIndex)
-	for _, ch := range children {
-		mt, err := ch.img.MediaType()
-		if err != nil {
-			return Result{}, fmt.Errorf("media type of %s: %w", ch.ref, err)
-		}
-		p := ch.platform
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
-			Add:        ch.img,
-			Descriptor: v1.Descriptor{MediaType: mt, Platform: &p},
-		})
-	}
-	if len(opts.Annotations) > 0 {
-		idx = mutate.Annotations(idx, opts.Annotations).(v1.ImageIndex)
+	idx, err := assembleIndex(children, opts.Annotations)
+	if err != nil {
+		return Result{}, err
 	}
 	d, err := idx.Digest()
 	if err != nil {
@@ -194,4 +172,46 @@ func CreateIndex(ctx context.Context, dst string, opts IndexOptions) (Result, er
 		return Result{}, err
 	}
 	return Result{Ref: dstRef.String(), Digest: d.String(), MediaType: string(types.OCIImageIndex), Size: int64(len(raw))}, nil
+}
+
+// MissingPlatforms returns the platforms of want (as os/arch[/variant])
+// that none of have satisfies; an empty variant in want matches any.
+func MissingPlatforms(have, want []v1.Platform) []string {
+	var missing []string
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			found = found || satisfies(h, w)
+		}
+		if !found {
+			missing = append(missing, platformString(w))
+		}
+	}
+	return missing
+}
+
+// assembleIndex sorts children by platform (so the order of From never
+// changes the digest) and makes an OCI index of them, with annotations on
+// the index.
+func assembleIndex(children []indexChild, annotations map[string]string) (v1.ImageIndex, error) {
+	sort.SliceStable(children, func(i, j int) bool {
+		return platformKey(children[i].platform) < platformKey(children[j].platform)
+	})
+	var idx v1.ImageIndex = empty.Index
+	idx = mutate.IndexMediaType(idx, types.OCIImageIndex)
+	for _, ch := range children {
+		mt, err := ch.img.MediaType()
+		if err != nil {
+			return nil, fmt.Errorf("media type of %s: %w", ch.ref, err)
+		}
+		p := ch.platform
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+			Add:        ch.img,
+			Descriptor: v1.Descriptor{MediaType: mt, Platform: &p},
+		})
+	}
+	if len(annotations) > 0 {
+		idx = mutate.Annotations(idx, annotations).(v1.ImageIndex)
+	}
+	return idx, nil
 }

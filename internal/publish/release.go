@@ -1,0 +1,271 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// PlatformImage is one platform's image of a release.
+type PlatformImage struct {
+	// Platform overrides the platform read from the image's config.
+	// Default: the config's os, architecture and variant.
+	Platform *v1.Platform
+	Image    v1.Image
+}
+
+// ReleaseOptions configures Release.
+type ReleaseOptions struct {
+	// Repository is the destination REGISTRY/REPOSITORY. Required.
+	Repository string
+	// Version is the release version; it is pushed as the tag
+	// VersionTag(Version). Required.
+	Version string
+	// Images are the per-platform images, one per platform. Required.
+	Images []PlatformImage
+	// Annotations go on the outer index. Default: none.
+	Annotations map[string]string
+	// Require lists platforms that must be among Images; when one is
+	// missing nothing is pushed. Default: none.
+	Require []v1.Platform
+	// MoveLatest moves latest to the index, as the last mutation. The
+	// caller decides (IsRelease). Default false.
+	MoveLatest bool
+	// DryRun plans and reports the steps without making any request.
+	// Default false.
+	DryRun bool
+	// Step is called for every mutation: in a dry run as it is planned,
+	// otherwise once it is done, in order. Default: nil.
+	Step func(Step)
+	// Progress is called with the bytes done of an image push as it goes
+	// (never from two goroutines at once). Default: nil.
+	Progress func(Step, v1.Update)
+	// Jobs is the number of blobs transferred at once. Default 4.
+	Jobs int
+	// Insecure: see CopyOptions. Default false.
+	Insecure bool
+	// Keychain supplies credentials. Default: Keychain(CredOptions{}).
+	Keychain authn.Keychain
+	// Retry bounds retries of each request. Default: see RetryOptions.
+	Retry RetryOptions
+	// Log receives debug lines. Default: no logging.
+	Log *slog.Logger
+}
+
+// Step actions.
+const (
+	ActionPushImage = "push image"
+	ActionPushIndex = "push index"
+	ActionTag       = "tag"
+)
+
+// Step is one mutation of a release.
+type Step struct {
+	// Action is ActionPushImage, ActionPushIndex or ActionTag.
+	Action string `json:"action"`
+	// Platform of a pushed image.
+	Platform string `json:"platform,omitempty"`
+	// Ref is what is written: REPOSITORY@DIGEST or REPOSITORY:TAG.
+	Ref string `json:"ref"`
+	// Digest of the manifest or index written.
+	Digest string `json:"digest"`
+	// Size is the image's size (manifest, config and layers) or the
+	// index's, in bytes.
+	Size int64 `json:"size"`
+}
+
+// String is the step as one line, e.g.
+// "push image linux/amd64 → r.example/app@sha256:..." or
+// "tag r.example/app:1.2.3 → sha256:...".
+func (s Step) String() string {
+	switch s.Action {
+	case ActionPushImage:
+		return fmt.Sprintf("%s %s → %s", s.Action, s.Platform, s.Ref)
+	case ActionPushIndex:
+		return fmt.Sprintf("%s → %s", s.Action, s.Ref)
+	}
+	return fmt.Sprintf("%s %s → %s", s.Action, s.Ref, s.Digest)
+}
+
+// PlatformDigest is one platform's image in a release.
+type PlatformDigest struct {
+	Platform string `json:"platform"`
+	Digest   string `json:"digest"`
+}
+
+// ReleaseResult describes a release (made, or planned in a dry run).
+type ReleaseResult struct {
+	Repository string           `json:"repository"`
+	Version    string           `json:"version"`
+	Index      string           `json:"index"`
+	Platforms  []PlatformDigest `json:"platforms"`
+	// Tags are the tags moved to the index (or that would be).
+	Tags   []string `json:"tags"`
+	DryRun bool     `json:"dryRun"`
+	Steps  []Step   `json:"steps"`
+}
+
+// rawManifest is a manifest to PUT byte for byte.
+type rawManifest struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+// Release publishes per-platform images as one version, in this order:
+// each image by digest, the index of them by digest (OCI, entries sorted by
+// platform, Annotations on it), the version tag, and, when MoveLatest,
+// latest as the very last mutation. Tags are PUTs of the index's exact
+// bytes, so every tag names the same digest. Everything is checked before
+// the first request (platforms, duplicates, Require, the version's tag);
+// a failure mid-way leaves the tags where they were until the index is
+// complete. Run Preflight first.
+func Release(ctx context.Context, opts ReleaseOptions) (ReleaseResult, error) {
+	c, err := newClient(ctx, opts.Jobs, opts.Insecure, opts.Keychain, opts.Retry, 0, opts.Log, nil)
+	if err != nil {
+		return ReleaseResult{}, err
+	}
+	repo, err := name.NewRepository(opts.Repository, c.names...)
+	if err != nil {
+		return ReleaseResult{}, fmt.Errorf("repository %q: %w (want REGISTRY/REPOSITORY)", opts.Repository, err)
+	}
+	tag, err := VersionTag(opts.Version)
+	if err != nil {
+		return ReleaseResult{}, fmt.Errorf("version %q: %w", opts.Version, err)
+	}
+	if len(opts.Images) == 0 {
+		return ReleaseResult{}, fmt.Errorf("release: no images to publish")
+	}
+
+	children := make([]indexChild, 0, len(opts.Images))
+	seen := map[string]bool{}
+	for _, pi := range opts.Images {
+		var p v1.Platform
+		if pi.Platform != nil {
+			p = *pi.Platform
+		} else {
+			cf, err := pi.Image.ConfigFile()
+			if err != nil {
+				return ReleaseResult{}, fmt.Errorf("read image config: %w", err)
+			}
+			p = v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion, OSFeatures: cf.OSFeatures}
+		}
+		if p.OS == "" || p.Architecture == "" {
+			return ReleaseResult{}, fmt.Errorf("an image has no os/architecture: rebuild it with a platform")
+		}
+		if seen[platformKey(p)] {
+			return ReleaseResult{}, fmt.Errorf("two images are %s: a release holds one image per platform", platformString(p))
+		}
+		seen[platformKey(p)] = true
+		d, err := pi.Image.Digest()
+		if err != nil {
+			return ReleaseResult{}, fmt.Errorf("digest of the %s image: %w", platformString(p), err)
+		}
+		children = append(children, indexChild{ref: repo.Digest(d.String()), img: pi.Image, digest: d, platform: p})
+	}
+	have := make([]v1.Platform, len(children))
+	for i, ch := range children {
+		have[i] = ch.platform
+	}
+	if missing := MissingPlatforms(have, opts.Require); len(missing) > 0 {
+		return ReleaseResult{}, fmt.Errorf("required platform %s missing: nothing was pushed (build it, or drop it from require)", strings.Join(missing, ", "))
+	}
+	idx, err := assembleIndex(children, opts.Annotations)
+	if err != nil {
+		return ReleaseResult{}, err
+	}
+	idxDigest, err := idx.Digest()
+	if err != nil {
+		return ReleaseResult{}, fmt.Errorf("index digest: %w", err)
+	}
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return ReleaseResult{}, fmt.Errorf("index: %w", err)
+	}
+
+	res := ReleaseResult{Repository: repo.String(), Version: opts.Version, Index: idxDigest.String(),
+		DryRun: opts.DryRun, Platforms: []PlatformDigest{}, Tags: []string{tag}}
+	for _, ch := range children {
+		size, err := imageSize(ch.img)
+		if err != nil {
+			return ReleaseResult{}, err
+		}
+		ps := platformString(ch.platform)
+		res.Platforms = append(res.Platforms, PlatformDigest{Platform: ps, Digest: ch.digest.String()})
+		res.Steps = append(res.Steps, Step{Action: ActionPushImage, Platform: ps, Ref: ch.ref.String(), Digest: ch.digest.String(), Size: size})
+	}
+	idxStep := Step{Action: ActionPushIndex, Ref: repo.Digest(idxDigest.String()).String(), Digest: idxDigest.String(), Size: int64(len(raw))}
+	res.Steps = append(res.Steps, idxStep,
+		Step{Action: ActionTag, Ref: repo.Tag(tag).String(), Digest: idxDigest.String(), Size: int64(len(raw))})
+	if opts.MoveLatest {
+		res.Tags = append(res.Tags, "latest")
+		res.Steps = append(res.Steps, Step{Action: ActionTag, Ref: repo.Tag("latest").String(), Digest: idxDigest.String(), Size: int64(len(raw))})
+	}
+
+	step := func(s Step) {
+		if opts.Step != nil {
+			opts.Step(s)
+		}
+	}
+	if opts.DryRun {
+		for _, s := range res.Steps {
+			step(s)
+		}
+		return res, nil
+	}
+
+	manifest := rawManifest{raw: raw, mt: types.OCIImageIndex}
+	for i, s := range res.Steps {
+		switch {
+		case s.Action == ActionPushImage:
+			ch := children[i]
+			c.prog = nil // images go one at a time: no push is running
+			if opts.Progress != nil {
+				c.prog = func(u v1.Update) { opts.Progress(s, u) }
+			}
+			if err := c.push(ctx, ch.ref, ch.img); err != nil {
+				return res, fmt.Errorf("push the %s image to %s: %w (no tag was moved)", s.Platform, ch.ref, explain(err))
+			}
+		default:
+			ref, err := name.ParseReference(s.Ref, c.names...)
+			if err != nil {
+				return res, err
+			}
+			if err := remote.Put(ref, manifest, append(c.remote, remote.WithContext(ctx))...); err != nil {
+				what := "push the index to " + s.Ref
+				if s.Action == ActionTag {
+					what = "tag " + s.Ref
+				}
+				return res, fmt.Errorf("%s: %w", what, explain(err))
+			}
+		}
+		step(s)
+	}
+	return res, nil
+}
+
+// imageSize is the bytes of an image: manifest, config and layers.
+func imageSize(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, fmt.Errorf("image manifest: %w", err)
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return 0, fmt.Errorf("image manifest: %w", err)
+	}
+	n := int64(len(raw)) + m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n, nil
+}
