@@ -105,8 +105,8 @@ func TestArm64ImageHoldsArm64Binaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	untar.Stdin = pipe
-	var stderr bytes.Buffer
-	export.Stderr, untar.Stderr = &stderr, &stderr
+	var stderr, tarErr bytes.Buffer
+	export.Stderr, untar.Stderr = &stderr, &tarErr
 	if err := untar.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestArm64ImageHoldsArm64Binaries(t *testing.T) {
 		t.Fatalf("crane export: %v %s", err, stderr.String())
 	}
 	if err := untar.Wait(); err != nil {
-		t.Fatalf("tar: %v %s", err, stderr.String())
+		t.Fatalf("tar: %v %s", err, tarErr.String())
 	}
 	elves, links := 0, 0
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
