@@ -24,3 +24,7 @@ STRATA_PACK_DIR=/nix/store STRATA_PACK_PATHS="$paths" \
 section "copy: strata copy vs skopeo copy vs crane copy between two docker-registry instances"
 STRATA_BENCH_ROUNDS=${STRATA_BENCH_ROUNDS:-5} \
   go test -run '^$' -bench BenchmarkCopyVsPeers -benchtime 1x ./internal/publish/ | tee "$out/copy.txt"
+
+section "build: warm rebuild after a one-package change vs a cold build (strata build)"
+STRATA_BENCH_ROUNDS=${STRATA_BENCH_ROUNDS:-3} \
+  go test -count=1 -run TestBuildRebuildSpeed -v ./test/e2e/ | grep -vE '^\s*\{' | tee "$out/build.txt"
