@@ -1,0 +1,443 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"strata/internal/builder"
+	"strata/internal/buildspec"
+	"strata/internal/layer"
+	"strata/internal/layering"
+	"strata/internal/nix"
+	"strata/internal/publish"
+	"strata/internal/storage"
+)
+
+// blockerExitCode is the exit code of a release stopped by a preflight
+// blocker (other failures exit 1).
+const blockerExitCode = 2
+
+type publishOptions struct {
+	remote     remoteFlags
+	file       string        // -f: the publish config; required
+	publish    bool          // --publish (or PUBLISH=1): mutate; default dry run
+	platforms  []string      // default the config's, the description's, the host's
+	pkgsPath   string        // default NIXERY_PKGS_PATH
+	channel    string        // default NIXERY_CHANNEL
+	flake      string        // default none
+	ref        string        // package-set revision; default latest
+	cacheDir   string        // default $XDG_CACHE_HOME/strata
+	epoch      int64         // default SOURCE_DATE_EPOCH, else 1
+	nixTimeout time.Duration // default none
+	verbose    bool          // --log-level given: show the builder's logs
+}
+
+func init() { register(newPublishCmd) }
+
+func newPublishCmd(env *Env) *cobra.Command {
+	o := &publishOptions{}
+	cmd := &cobra.Command{
+		Use:   "publish -f FILE",
+		Short: "Build every platform, push each by digest, assemble the index and move the release tags",
+		Long: `publish releases an image as its config file says (docs/publish.md): it builds
+every platform, pushes each image by digest, pushes the index of them (with the
+config's annotations), tags it with the version, and moves latest for a release
+version, as the very last mutation.
+
+It is a dry run unless --publish is given or PUBLISH=1 is set: the images are
+built (so digests are known) and every registry mutation is printed, in order,
+without making it. Either way a preflight GET /v2/ comes first and stops with
+BLOCKER(registry-down) (unreachable, or 5xx), BLOCKER(empty-token) (the
+registry asks for credentials and none is found) or BLOCKER(auth-refused)
+(the credentials are refused), exit code 2, before any mutation.
+
+The version is $VERSION, else the CI tag without its leading v
+($CI_COMMIT_TAG, or $GITHUB_REF_NAME when $GITHUB_REF_TYPE=tag), else the
+config's version. latest moves only for MAJOR.MINOR.PATCH versions: not for
+1.2.3-rc.1, 0.0.0-dev or 1.2.3+dirty.
+
+` + credentialsHelp,
+		Example: `  strata publish -f examples/publish/publish.yaml --pkgs-path testdata/pkgs
+  VERSION=1.2.3 strata publish -f publish.yaml --publish --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f := cmd.Flag("log-level"); f != nil && f.Changed {
+				o.verbose = true
+			}
+			err := runPublishCmd(cmd.Context(), cmd, env, o)
+			var be *publish.BlockerError
+			if errors.As(err, &be) {
+				return &ExitError{Code: blockerExitCode, Err: err}
+			}
+			return err
+		},
+	}
+	get := env.Getenv
+	var epoch int64 = 1
+	if v := get("SOURCE_DATE_EPOCH"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			epoch = n
+		}
+	}
+	cache := ""
+	if d, err := os.UserCacheDir(); err == nil {
+		cache = filepath.Join(d, "strata")
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&o.file, "file", "f", "", "publish config (YAML; see docs/publish.md)")
+	fl.BoolVar(&o.publish, "publish", false, "make the mutations (default: a dry run printing them; PUBLISH=1 does the same)")
+	fl.StringSliceVar(&o.platforms, "platform", nil, "platforms to build, overriding the config's, e.g. linux/amd64,linux/arm64")
+	fl.StringVar(&o.pkgsPath, "pkgs-path", get("NIXERY_PKGS_PATH"), "package set: a local directory with a default.nix (NIXERY_PKGS_PATH)")
+	fl.StringVar(&o.channel, "channel", get("NIXERY_CHANNEL"), "package set: a nixpkgs channel or commit (NIXERY_CHANNEL)")
+	fl.StringVar(&o.flake, "flake", "", "package set: a flake reference whose legacyPackages are used (default none)")
+	fl.StringVar(&o.ref, "ref", "", "package-set revision for versioned sources (default latest)")
+	fl.StringVar(&o.cacheDir, "cache-dir", cache, "local cache of layers and images (a filesystem store)")
+	fl.Int64Var(&o.epoch, "source-date-epoch", epoch, "modification time of every file in the layers (SOURCE_DATE_EPOCH, default 1)")
+	fl.DurationVar(&o.nixTimeout, "nix-timeout", 0, "time limit of each Nix build (default none)")
+	o.remote.add(cmd, true)
+	_ = cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+const credentialsHelp = `Credentials for the destination, first found wins: --username with
+--password-stdin; $REGISTRY_TOKEN (a registry token sent as Bearer, or the
+password with --username); docker config.json ($DOCKER_CONFIG) and podman
+auth.json ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json) with
+their credential helpers; --token-command. A registry that answers /v2/
+anonymously with 200 is published to without credentials when none is found.`
+
+// PublishResult is the --json output of strata publish.
+type PublishResult struct {
+	publish.ReleaseResult
+	// VersionSource says where the version came from: $VERSION,
+	// $CI_COMMIT_TAG, $GITHUB_REF_NAME or config.
+	VersionSource string `json:"versionSource"`
+	// Release is set for a release version (IsRelease).
+	Release bool `json:"release"`
+	// Skipped are platforms that are not required and failed to build.
+	Skipped []string `json:"skipped"`
+}
+
+// publishEnabled reports whether PUBLISH asks for mutations.
+func publishEnabled(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+func runPublishCmd(ctx context.Context, cmd *cobra.Command, env *Env, o *publishOptions) error {
+	raw, err := os.ReadFile(o.file)
+	if err != nil {
+		return fmt.Errorf("read the publish config: %w", err)
+	}
+	cfg, err := publish.ParseConfig(o.file, raw)
+	if err != nil {
+		return err
+	}
+	desc, err := loadDescription(cfg)
+	if err != nil {
+		return err
+	}
+
+	// Platforms: flag, config, description, build machine.
+	plats := o.platforms
+	if len(plats) == 0 {
+		plats = cfg.Platforms
+	}
+	if len(plats) == 0 {
+		plats = desc.Platforms
+	}
+	if len(plats) == 0 {
+		plats = []string{hostPlatform()}
+	}
+	platforms, err := parsePlatforms(strings.Join(plats, ","))
+	if err != nil {
+		return fmt.Errorf("platforms: %w", err)
+	}
+	names := make([]string, len(platforms))
+	have := make([]v1.Platform, len(platforms))
+	for i, p := range platforms {
+		names[i] = p.Platform.String()
+		have[i] = p.Platform
+	}
+	required, err := cfg.RequiredPlatforms(names)
+	if err != nil {
+		return err
+	}
+	if missing := publish.MissingPlatforms(have, required); len(missing) > 0 {
+		return fmt.Errorf("required platform %s missing from the platforms to build (%s): add it to platforms in %s, or drop it from require (nothing was built or pushed)",
+			strings.Join(missing, ", "), strings.Join(names, ", "), cfg.File())
+	}
+
+	fallback := cfg.Version
+	if fallback == "" {
+		fallback = desc.Annotations["org.opencontainers.image.version"]
+	}
+	version, vsrc, err := publish.ResolveVersion(env.Getenv, fallback)
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, cfg.File())
+	}
+	release := publish.IsRelease(version)
+	dryRun := !o.publish && !publishEnabled(env.Getenv("PUBLISH"))
+
+	out := newPublishOutput(env, o.remote.json)
+	switch {
+	case release && cfg.MoveLatest():
+		out.line("version %s (from %s): a release, latest moves", version, vsrc)
+	case release:
+		out.line("version %s (from %s): a release; latest stays (latest: false)", version, vsrc)
+	default:
+		out.line("version %s (from %s): not a release (pre-release, dev or build metadata), latest stays", version, vsrc)
+	}
+
+	// Preflight: nothing is built or pushed when the registry is not usable.
+	log := o.remote.logger(cmd, env)
+	kc, err := o.remote.keychain(cmd, env, log, cfg.Repository)
+	if err != nil {
+		return err
+	}
+	pf, err := publish.Preflight(ctx, cfg.Repository, publish.PreflightOptions{Keychain: kc, Insecure: o.remote.insecure, Log: log})
+	if err != nil {
+		return err
+	}
+	if pf.Anonymous && !pf.HasCredential {
+		out.line("registry %s answers anonymously and no credential was found: going on without one", hostOf(cfg.Repository))
+	}
+
+	imgs, skipped, err := buildPlatforms(ctx, env, o, desc, platforms, required, out)
+	if err != nil {
+		return err
+	}
+
+	annots := map[string]string{}
+	for k, v := range cfg.Annotations {
+		annots[k] = v
+	}
+	if _, ok := annots["org.opencontainers.image.version"]; !ok {
+		annots["org.opencontainers.image.version"] = version
+	}
+	if dryRun {
+		out.line("dry run: these mutations would be made (pass --publish or set PUBLISH=1 to make them):")
+	}
+	res, err := publish.Release(ctx, publish.ReleaseOptions{
+		Repository: cfg.Repository, Version: version, Images: imgs, Annotations: annots,
+		Require: required, MoveLatest: release && cfg.MoveLatest(), DryRun: dryRun,
+		Step:     func(s publish.Step) { out.step(s, dryRun) },
+		Progress: out.progress,
+		Jobs:     o.remote.jobs, Insecure: o.remote.insecure, Keychain: kc, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	if o.remote.json {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(PublishResult{ReleaseResult: res, VersionSource: string(vsrc), Release: release, Skipped: append([]string{}, skipped...)})
+	}
+	if dryRun {
+		out.line("dry run: nothing was pushed")
+	} else {
+		out.line("published %s:%s %s", res.Repository, strings.Join(res.Tags, ", :"), res.Index)
+	}
+	return nil
+}
+
+// loadDescription reads the config's build description, inline or from its
+// file; a description's errors name the line of the file they are in.
+func loadDescription(cfg *publish.Config) (*buildspec.Description, error) {
+	if cfg.BuildPath == "" {
+		return buildspec.Parse(cfg.File(), cfg.BuildInline)
+	}
+	if strings.HasSuffix(cfg.BuildPath, ".nix") {
+		return nil, fmt.Errorf("%s: build: %s is a Nix description; publish takes YAML or JSON descriptions (docs/build.md)", cfg.File(), cfg.BuildPath)
+	}
+	raw, err := os.ReadFile(cfg.BuildPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: build: %w (the path is relative to the config file)", cfg.File(), err)
+	}
+	return buildspec.Parse(cfg.BuildPath, raw)
+}
+
+// buildPlatforms builds each platform's image, in parallel, into a slice
+// indexed by platform (so the order never depends on timing). A platform
+// that is not required may fail: it is reported and left out.
+func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buildspec.Description,
+	platforms []builder.Platform, required []v1.Platform, out *publishOutput) ([]publish.PlatformImage, []string, error) {
+	if len(desc.Packages) == 0 && len(desc.Layers) == 0 {
+		return nil, nil, fmt.Errorf("%s: nothing to build: the description names no packages or layers", desc.File())
+	}
+	if o.pkgsPath == "" && o.channel == "" && o.flake == "" {
+		return nil, nil, errors.New("no package source: set --pkgs-path, --channel or --flake (or NIXERY_PKGS_PATH, NIXERY_CHANNEL)")
+	}
+	if o.cacheDir == "" {
+		return nil, nil, errors.New("no cache directory: set --cache-dir")
+	}
+	drv, err := nix.New(nix.Config{PkgsPath: o.pkgsPath, Channel: o.channel, Flake: o.flake, Timeout: o.nixTimeout, Log: quietLog(env, o.verbose)})
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := storage.NewFS(o.cacheDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cache directory: %w", err)
+	}
+	strat, err := layering.New("", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	comp := layer.Gzip
+	if desc.Compression != "" {
+		comp = layer.Compression(desc.Compression)
+	}
+	prog := newProgress(env.Stderr, o.remote.json)
+	b, err := builder.New(builder.Options{
+		Nix: drv, Store: store, Strategy: strat, MaxLayers: desc.MaxLayers, Platforms: platforms,
+		MTime: time.Unix(o.epoch, 0), Compression: comp, Log: quietLog(env, o.verbose), Progress: prog.event,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if desc.Name == "" {
+		desc.Name = "image"
+	}
+	imgs := make([]v1.Image, len(platforms))
+	errs := make([]error, len(platforms))
+	var wg sync.WaitGroup
+	for i, p := range platforms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := desc.Request()
+			req.Ref = o.ref
+			req.Platforms = []string{p.Platform.String()}
+			res, err := b.BuildRequest(ctx, req)
+			if err != nil {
+				errs[i] = explainBuildError(desc, err)
+				return
+			}
+			art, err := b.Load(ctx, res.OCI)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if art.Image == nil {
+				errs[i] = fmt.Errorf("builder returned an index for one platform")
+				return
+			}
+			imgs[i] = art.Image
+		}()
+	}
+	wg.Wait()
+	prog.done()
+	var (
+		result  []publish.PlatformImage
+		skipped []string
+		fatal   []error
+	)
+	for i, p := range platforms {
+		ps := p.Platform.String()
+		if errs[i] != nil {
+			if len(requiredOnly(required, p.Platform)) > 0 {
+				fatal = append(fatal, fmt.Errorf("build %s (a required platform; nothing was pushed): %w", ps, errs[i]))
+				continue
+			}
+			out.line("build %s failed, and it is not required: publishing without it: %v", ps, errs[i])
+			skipped = append(skipped, ps)
+			continue
+		}
+		d, err := imgs[i].Digest()
+		if err != nil {
+			return nil, nil, err
+		}
+		out.line("built %s %s", ps, d)
+		pl := p.Platform
+		result = append(result, publish.PlatformImage{Platform: &pl, Image: imgs[i]})
+	}
+	if len(fatal) > 0 {
+		return nil, nil, errors.Join(fatal...)
+	}
+	return result, skipped, nil
+}
+
+// requiredOnly returns the entries of required that p satisfies.
+func requiredOnly(required []v1.Platform, p v1.Platform) []v1.Platform {
+	var out []v1.Platform
+	for _, r := range required {
+		if len(publish.MissingPlatforms([]v1.Platform{p}, []v1.Platform{r})) == 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// publishOutput prints plain lines (not with --json) and, on a terminal,
+// progress bars of image pushes.
+type publishOutput struct {
+	w    io.Writer // plain lines; nil with --json
+	tty  io.Writer // progress bars; nil unless stderr is a terminal
+	mu   sync.Mutex
+	last time.Time
+}
+
+func newPublishOutput(env *Env, jsonOut bool) *publishOutput {
+	o := &publishOutput{}
+	if !jsonOut {
+		o.w = env.Stdout
+		if f, ok := env.Stderr.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				o.tty = f
+			}
+		}
+	}
+	return o
+}
+
+func (o *publishOutput) line(format string, args ...any) {
+	if o.w == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.tty != nil {
+		fmt.Fprint(o.tty, "\r\033[K")
+	}
+	fmt.Fprintf(o.w, format+"\n", args...)
+}
+
+func (o *publishOutput) step(s publish.Step, dryRun bool) {
+	if dryRun {
+		o.line("  %s", s)
+		return
+	}
+	o.line("%s", s)
+}
+
+const barWidth = 30
+
+func (o *publishOutput) progress(s publish.Step, u v1.Update) {
+	if o.tty == nil || u.Total <= 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if u.Complete < u.Total && time.Since(o.last) < 100*time.Millisecond {
+		return
+	}
+	o.last = time.Now()
+	n := int(int64(barWidth) * min(u.Complete, u.Total) / u.Total)
+	fmt.Fprintf(o.tty, "\r\033[Kpushing %s [%s%s] %s / %s", s.Platform,
+		strings.Repeat("=", n), strings.Repeat(" ", barWidth-n), humanSize(u.Complete), humanSize(u.Total))
+}
