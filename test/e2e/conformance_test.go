@@ -183,10 +183,17 @@ func TestConformanceAuth(t *testing.T) {
 // any HTTP answer instead of a 200.
 func startAuthServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServerBin(t, strataBin, append([]string{"--log-level", "debug"}, args...)...)
+}
+
+// startServerBin starts strata serve from bin with args and waits for any
+// HTTP answer on /v2/.
+func startServerBin(t *testing.T, bin string, args ...string) *server {
+	t.Helper()
 	s := &server{Addr: freeAddr(t), Storage: t.TempDir()}
 	all := append([]string{"serve", "--listen", s.Addr, "--pkgs-path", filepath.Join(repoRoot, "testdata", "pkgs"),
-		"--storage-path", s.Storage, "--log-level", "debug"}, args...)
-	s.cmd = exec.Command(strataBin, all...)
+		"--storage-path", s.Storage}, args...)
+	s.cmd = exec.Command(bin, all...)
 	s.cmd.Env = os.Environ()
 	s.cmd.Stdout = &lockedWriter{s: s}
 	s.cmd.Stderr = s.cmd.Stdout

@@ -79,6 +79,9 @@ type server struct {
 }
 
 type serverOpts struct {
+	// envOnly passes the package set and storage through Nixery's
+	// variables instead of flags.
+	envOnly bool
 	storage string
 	args    []string
 	env     []string
@@ -100,10 +103,16 @@ func startServer(t testing.TB, o serverOpts) *server {
 		o.storage = t.TempDir()
 	}
 	s := &server{Addr: freeAddr(t), Storage: o.storage}
-	args := append([]string{"serve", "--listen", s.Addr, "--pkgs-path", filepath.Join(repoRoot, "testdata", "pkgs"),
-		"--storage-path", o.storage, "--log-level", "debug"}, o.args...)
-	s.cmd = exec.Command(strataBin, args...)
-	s.cmd.Env = append(os.Environ(), o.env...)
+	pkgs := filepath.Join(repoRoot, "testdata", "pkgs")
+	args := []string{"serve", "--listen", s.Addr, "--log-level", "debug"}
+	env := append(os.Environ(), o.env...)
+	if o.envOnly {
+		env = append(env, "NIXERY_PKGS_PATH="+pkgs, "STORAGE_PATH="+o.storage, "NIXERY_STORAGE_BACKEND=filesystem")
+	} else {
+		args = append(args, "--pkgs-path", pkgs, "--storage-path", o.storage)
+	}
+	s.cmd = exec.Command(strataBin, append(args, o.args...)...)
+	s.cmd.Env = env
 	pr, pw := io.Pipe()
 	s.cmd.Stderr = pw
 	s.cmd.Stdout = pw
