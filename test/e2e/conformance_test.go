@@ -183,20 +183,30 @@ func TestConformanceAuth(t *testing.T) {
 // any HTTP answer instead of a 200.
 func startAuthServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	return startServerBin(t, strataBin, append([]string{"--log-level", "debug"}, args...)...)
+	return startServerBin(t, strataBin, "", append([]string{"--log-level", "debug"}, args...)...)
 }
 
 // startServerBin starts strata serve from bin with args and waits for any
-// HTTP answer on /v2/.
-func startServerBin(t *testing.T, bin string, args ...string) *server {
+// HTTP answer on /v2/. The log goes to logFile when set (then Log is
+// empty), else into the server's Log.
+func startServerBin(t *testing.T, bin, logFile string, args ...string) *server {
 	t.Helper()
 	s := &server{Addr: freeAddr(t), Storage: t.TempDir()}
 	all := append([]string{"serve", "--listen", s.Addr, "--pkgs-path", filepath.Join(repoRoot, "testdata", "pkgs"),
 		"--storage-path", s.Storage}, args...)
 	s.cmd = exec.Command(bin, all...)
 	s.cmd.Env = os.Environ()
-	s.cmd.Stdout = &lockedWriter{s: s}
-	s.cmd.Stderr = s.cmd.Stdout
+	if logFile != "" {
+		f, err := os.Create(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		s.cmd.Stdout, s.cmd.Stderr = f, f
+	} else {
+		s.cmd.Stdout = &lockedWriter{s: s}
+		s.cmd.Stderr = s.cmd.Stdout
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

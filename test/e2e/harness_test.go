@@ -82,6 +82,8 @@ type serverOpts struct {
 	// envOnly passes the package set and storage through Nixery's
 	// variables instead of flags.
 	envOnly bool
+	// source replaces --pkgs-path with other source flags.
+	source  []string
 	storage string
 	args    []string
 	env     []string
@@ -109,7 +111,10 @@ func startServer(t testing.TB, o serverOpts) *server {
 	if o.envOnly {
 		env = append(env, "NIXERY_PKGS_PATH="+pkgs, "STORAGE_PATH="+o.storage, "NIXERY_STORAGE_BACKEND=filesystem")
 	} else {
-		args = append(args, "--pkgs-path", pkgs, "--storage-path", o.storage)
+		if o.source == nil {
+			o.source = []string{"--pkgs-path", pkgs}
+		}
+		args = append(append(args, o.source...), "--storage-path", o.storage)
 	}
 	s.cmd = exec.Command(strataBin, append(args, o.args...)...)
 	s.cmd.Env = env
@@ -129,17 +134,16 @@ func startServer(t testing.TB, o serverOpts) *server {
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); pw.Close(); close(done) }()
 	t.Cleanup(func() {
 		_ = s.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
 			_ = s.cmd.Process.Kill()
 			<-done
 		}
-		pw.Close()
 		if t.Failed() {
 			t.Logf("server log:\n%s", s.Log())
 		}
@@ -152,6 +156,12 @@ func startServer(t testing.TB, o serverOpts) *server {
 			if resp.StatusCode == 200 {
 				return s
 			}
+		}
+		select {
+		case <-done:
+			time.Sleep(100 * time.Millisecond) // let the log reader drain
+			t.Fatalf("strata serve exited: %v\n%s", s.cmd.ProcessState, s.Log())
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("strata serve did not answer on %s: %v\n%s", s.Addr, err, s.Log())

@@ -38,8 +38,11 @@ func TestRegistryBench(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	logPath := filepath.Join(t.TempDir(), "strata.log")
-	s := startServerBin(t, bin, "--log-level", os.Getenv("STRATA_BENCH_LOG_LEVEL"))
-	_ = logPath
+	level := "info" // the access log on, as deployed
+	if l := os.Getenv("STRATA_BENCH_LOG_LEVEL"); l != "" {
+		level = l
+	}
+	s := startServerBin(t, bin, logPath, "--log-level", level)
 
 	img, err := random.Image(1<<20, 1)
 	if err != nil {
