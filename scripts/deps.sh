@@ -58,6 +58,9 @@ goinst crane github.com/google/go-containerregistry/cmd/crane@v0.20.6
 goinst regctl github.com/regclient/regclient/cmd/regctl@v0.9.2
 goinst staticcheck honnef.co/go/tools/cmd/staticcheck@2025.1.1
 
+# MinIO, for the object-storage tests (scripts/minio.sh pins the version).
+[ -x scripts/minio.sh ] && bash scripts/minio.sh
+
 # Nix: single-user, as root, no daemon, no binary cache.
 mkdir -p /nix/var/nix/profiles /etc/nix
 if ! grep -q '^substituters' /etc/nix/nix.conf 2>/dev/null; then
