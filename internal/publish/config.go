@@ -140,11 +140,11 @@ func (c *Config) check(data []byte) error {
 	if c.Repository == "" {
 		return c.errAt("repository", "repository is missing: name the destination, e.g. repository: ghcr.io/owner/app")
 	}
-	if _, err := name.NewRepository(c.Repository); err != nil {
+	if _, err := name.NewRepository(c.Repository, name.WeakValidation); err != nil {
 		return c.errAt("repository", "repository %q: want REGISTRY/REPOSITORY without tag or digest, e.g. ghcr.io/owner/app", c.Repository)
 	}
 	// A release names its registry: no implicit Docker Hub.
-	if host, _, ok := strings.Cut(c.Repository, "/"); !ok || !strings.ContainsAny(host, ".:") && host != "localhost" {
+	if host, _, ok := strings.Cut(c.Repository, "/"); !ok || !strings.ContainsAny(host, ".:") {
 		return c.errAt("repository", "repository %q names no registry: write it in full, e.g. docker.io/%s", c.Repository, c.Repository)
 	}
 	switch c.Build.Kind {
