@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -244,8 +245,13 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	} else if o.pushPrefix != "" {
 		env.Log.Warn("no --htpasswd: anyone who can reach the registry may push to " + o.pushPrefix + "/...")
 	}
-	reg := registry.New(registry.Options{Store: store, Backend: b, Log: env.Log, PushPrefix: o.pushPrefix, Auth: authSvc,
-		MaxUploadSize: o.maxUpload, MaxConcurrentUploads: o.maxUploads})
+	ropts := registry.Options{Store: store, Backend: b, Log: env.Log, PushPrefix: o.pushPrefix, Auth: authSvc,
+		MaxUploadSize: o.maxUpload, MaxConcurrentUploads: o.maxUploads}
+	if _, ok := env.Log.Handler().(*slog.JSONHandler); ok && env.Log.Enabled(ctx, slog.LevelInfo) {
+		// The same JSON records, from the registry's fast encoder.
+		ropts.AccessLog = env.Stderr
+	}
+	reg := registry.New(ropts)
 	if o.gcInterval > 0 {
 		go runPeriodicGC(ctx, env, reg.(registry.Collector), o)
 	}

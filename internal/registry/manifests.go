@@ -48,11 +48,12 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			m.MediaType = mt
 		}
 	}
+	// Canonical keys, assigned directly: this is the pull hot path.
 	hd := w.Header()
-	hd.Set("Content-Type", m.MediaType)
-	hd.Set("Content-Length", strconv.Itoa(len(m.Body)))
-	hd.Set("Docker-Content-Digest", m.Digest)
-	hd.Set("ETag", `"`+m.Digest+`"`)
+	hd["Content-Type"] = []string{m.MediaType}
+	hd["Content-Length"] = []string{strconv.Itoa(len(m.Body))}
+	hd["Docker-Content-Digest"] = []string{m.Digest}
+	hd["Etag"] = []string{`"` + m.Digest + `"`}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(m.Body)

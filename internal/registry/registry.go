@@ -81,6 +81,10 @@ type Options struct {
 	// MaxConcurrentUploads bounds the requests carrying upload data at
 	// once; more answer 429 TOOMANYREQUESTS. Default 64.
 	MaxConcurrentUploads int
+	// AccessLog, when set, receives the access log as JSON lines in the
+	// shape of slog's JSON handler (msg "request"), written by a fast
+	// encoder, instead of through Log. Default nil: through Log.
+	AccessLog io.Writer
 	// RefCacheTTL is how long a pushed tag or manifest link is cached in
 	// memory (writes through this handler drop it at once; another
 	// replica's write shows after at most the TTL). Default 2s; negative:
@@ -91,6 +95,8 @@ type Options struct {
 // MaxManifestSize is the largest manifest served or accepted (4 MiB, the
 // size the spec says registries should accept at least).
 const MaxManifestSize = 4 << 20
+
+var apiVersion = []string{"registry/2.0"}
 
 // handlerFunc serves one endpoint. A returned error is written with the
 // error table; it must not have written a response itself then.
@@ -111,6 +117,7 @@ type handler struct {
 	uploadSem  chan struct{}
 	uploadMu   [64]sync.Mutex
 	cache      *cache
+	access     *accessLog
 	// gcMu is held for reading by writes that link content and for
 	// writing by an online garbage collection.
 	gcMu sync.RWMutex
@@ -136,6 +143,9 @@ func New(opts Options) http.Handler {
 	}
 	h.cache = newCache(ttl, 64<<20)
 	h.autoMount = h.auth == nil || h.auth.AnonymousPull()
+	if opts.AccessLog != nil {
+		h.access = &accessLog{w: opts.AccessLog}
+	}
 	h.routes[routeBase] = map[string]handlerFunc{
 		http.MethodGet:  h.base,
 		http.MethodHead: h.base,
@@ -181,7 +191,7 @@ func New(opts Options) http.Handler {
 func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	w := &responseWriter{ResponseWriter: rw}
-	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	w.Header()["Docker-Distribution-Api-Version"] = apiVersion
 	err := h.serve(w, r)
 	if err != nil {
 		e, internal := mapError(err)
@@ -198,6 +208,11 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	status := w.status
 	if status == 0 {
 		status = http.StatusOK
+	}
+	if h.access != nil {
+		now := time.Now()
+		h.access.write(now, r.Method, truncate(r.URL.EscapedPath(), 1024), status, w.bytes, now.Sub(start), r.RemoteAddr)
+		return
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 		slog.String("method", r.Method),

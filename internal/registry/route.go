@@ -63,11 +63,81 @@ var (
 // ValidName reports whether name is a valid repository name: the spec's
 // regular expression and at most MaxNameLength characters.
 func ValidName(name string) bool {
-	return len(name) <= MaxNameLength && nameRE.MatchString(name)
+	return len(name) <= MaxNameLength && matchName(name)
+}
+
+// matchName is nameRE without the regexp engine (the pull hot path parses
+// a name per request): components of lower-case alphanumeric runs joined
+// by ".", "_", "__" or one or more "-", separated by "/". A fuzz test
+// checks it against nameRE.
+func matchName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for len(name) > 0 {
+		comp := name
+		if i := strings.IndexByte(name, '/'); i >= 0 {
+			comp, name = name[:i], name[i+1:]
+			if name == "" {
+				return false // trailing slash
+			}
+		} else {
+			name = ""
+		}
+		if !matchComponent(comp) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+func matchComponent(c string) bool {
+	if c == "" || !isAlnum(c[0]) || !isAlnum(c[len(c)-1]) {
+		return false
+	}
+	for i := 0; i < len(c); {
+		if isAlnum(c[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(c) && !isAlnum(c[j]) {
+			j++
+		}
+		sep := c[i:j]
+		switch {
+		case sep == "." || sep == "_" || sep == "__":
+		case strings.Trim(sep, "-") == "":
+		default:
+			return false
+		}
+		i = j
+	}
+	return true
 }
 
 // ValidTag reports whether tag is a valid tag.
-func ValidTag(tag string) bool { return tagRE.MatchString(tag) }
+func ValidTag(tag string) bool { return matchTag(tag) }
+
+// matchTag is tagRE without the regexp engine.
+func matchTag(tag string) bool {
+	if len(tag) == 0 || len(tag) > 128 {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+		if i > 0 {
+			ok = ok || c == '.' || c == '-'
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
 
 // ParseDigest parses a digest strictly: "sha256:" and 64 lower-case hex
 // digits, or "sha512:" and 128. Anything else is a DIGEST_INVALID error.
@@ -138,7 +208,7 @@ func parsePath(escapedPath string) (route, error) {
 	if len(name) > MaxNameLength {
 		return route{}, NewError(CodeNameInvalid, fmt.Sprintf("invalid repository name: longer than %d characters", MaxNameLength))
 	}
-	if !nameRE.MatchString(name) {
+	if !matchName(name) {
 		return route{}, NewError(CodeNameInvalid, "invalid repository name").WithDetail(map[string]string{"name": truncate(name, 255)})
 	}
 	rt := route{kind: kind, name: name}
@@ -155,7 +225,7 @@ func parsePath(escapedPath string) (route, error) {
 			rt.digest = d
 			return rt, nil
 		}
-		if !tagRE.MatchString(after) {
+		if !matchTag(after) {
 			return route{}, NewError(CodeManifestUnknown, "invalid tag").WithDetail(map[string]string{"tag": truncate(after, 200)})
 		}
 		return rt, nil

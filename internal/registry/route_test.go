@@ -117,3 +117,28 @@ func FuzzParsePath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMatchName checks the hand-written name matcher against the spec's
+// regular expression.
+func FuzzMatchName(f *testing.F) {
+	for _, s := range []string{"a", "a/b", "a.b", "a__b", "a---b", "a_.b", "a/", "/a", "a//b", "a-", "-a", "a..b", "a___b", "A", "a/b.c/d-e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := matchName(s), nameRE.MatchString(s); got != want {
+			t.Fatalf("matchName(%q) = %v, regexp says %v", s, got, want)
+		}
+	})
+}
+
+// FuzzMatchTag checks the hand-written tag matcher against tagRE.
+func FuzzMatchTag(f *testing.F) {
+	for _, s := range []string{"latest", "v1.0", "_x", ".x", "-x", "a-b_c.D", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := matchTag(s), tagRE.MatchString(s); got != want {
+			t.Fatalf("matchTag(%q) = %v, regexp says %v", s, got, want)
+		}
+	})
+}
