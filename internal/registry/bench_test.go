@@ -30,8 +30,8 @@ func (d *discardWriter) WriteHeader(int)             {}
 // by tag in the push namespace (the pull hot path), without the network.
 func BenchmarkPushedManifestGET(b *testing.B) {
 	for _, lg := range []struct {
-		name string
-		log  *slog.Logger
+		name   string
+		log    *slog.Logger
 		access io.Writer
 	}{{"nolog", nil, nil}, {"slog", slog.New(slog.NewJSONHandler(io.Discard, nil)), nil}, {"accesslog", nil, io.Discard}} {
 		b.Run(lg.name, func(b *testing.B) { benchManifestGET(b, lg.log, lg.access) })

@@ -17,9 +17,37 @@
 // Routing: a name may hold slashes, so the endpoint is found from the end
 // of the path (the last "/manifests/", "/blobs/", "/referrers/", or a
 // trailing "/tags/list"). Each endpoint is a handler method in a route
-// table keyed by endpoint and HTTP method; push routes (uploads, manifest
-// PUT, DELETE) and referrers are parsed already and answer 405 UNSUPPORTED
-// until they are implemented.
+// table keyed by endpoint and HTTP method.
+//
+// Push namespace: names whose first component(s) are Options.PushPrefix
+// ("pushed" in strata serve) followed by at least one more component are
+// pushed repositories; every other name is an on-demand image. The two
+// never meet: the Backend is never asked about a pushed name, and a write
+// (upload, manifest PUT, DELETE) to an on-demand name answers 403 DENIED
+// with a message naming the rule. (A package attribute named like the
+// prefix can therefore not be the first component of an on-demand name.)
+// Pushes only ever add content-addressed blobs that do not exist yet, so a
+// push can never overwrite an on-demand image's bytes. With an empty
+// prefix the registry is pull-only and writes answer 405.
+//
+// Pushed repositories own their content, unlike on-demand names: a blob or
+// manifest is visible in one only when linked there (see the key layout in
+// repo.go), DELETE removes links, and the garbage collector (gc.go)
+// removes bytes nothing links or references. Uploads keep their state in
+// the store (uploads.go), so they work across replicas; the digest is
+// verified before anything becomes visible under it.
+//
+// Pull hot path: a pushed tag or digest resolves through a short-lived
+// in-memory cache of links (dropped on every local write), and manifests
+// by digest are cached in memory (they are immutable); blobs are served
+// from the *os.File the store opens, so http.ServeContent reaches the
+// connection's sendfile. Options.AccessLog writes the access log with a
+// hand-rolled encoder, as slog's costs more than the rest of the request.
+//
+// Access control (Options.Auth, package auth): GET and HEAD need pull,
+// uploads and manifest PUT need push (and pull on a mount's source),
+// DELETE needs delete; a 401 carries the WWW-Authenticate challenge of the
+// scopes needed.
 package registry
 
 import (
