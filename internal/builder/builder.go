@@ -89,6 +89,10 @@ type Options struct {
 	// Progress, when set, receives progress events of every build (from
 	// several goroutines at once); default none.
 	Progress func(Event)
+	// LeaseWait bounds how long a build waits for another process's build
+	// of the same image, on a Store that implements storage.Leaser (see
+	// distlock.go); set it above the Nix timeout. Default 15 minutes.
+	LeaseWait time.Duration
 }
 
 // Builder builds images on demand. It is safe for concurrent use.
@@ -245,6 +249,16 @@ func (b *Builder) run(ctx context.Context, key, rev string, req Request) (Result
 			r.Cached = true
 			return r, nil
 		}
+		// Other processes on the same store: one builds, the others wait.
+		release, prior, done, err := b.coordinate(bctx, key, req.Name)
+		if err != nil {
+			return Result{}, err
+		}
+		if done {
+			prior.Cached = true
+			return prior, nil
+		}
+		defer release()
 		start := time.Now()
 		r, err := b.build(bctx, req, rev)
 		b.recent.Add(Record{Name: req.Name, Ref: req.Ref, Time: start, Duration: time.Since(start), Digest: r.OCI.Digest, Err: err})
