@@ -282,3 +282,23 @@ func BenchmarkPackVsPigz(b *testing.B) {
 		b.Errorf("peak HeapInuse %d MiB, want < %d MiB", peak>>20, maxPeakHeap>>20)
 	}
 }
+
+// BenchmarkWriteStorePaths writes the tar of a generated ~100 MB store (page
+// cache warm) without compressing it: the cost of reading, hashing files
+// whose size collides with another's, and tar framing.
+func BenchmarkWriteStorePaths(b *testing.B) {
+	if !benchEnabled {
+		b.Skip("set STRATA_BENCH=1 to run")
+	}
+	tree := generatedStore(b, 100<<20)
+	for _, ignore := range []bool{false, true} {
+		b.Run(fmt.Sprintf("IgnoreHardLinks=%v", ignore), func(b *testing.B) {
+			b.SetBytes(tree.tarSize)
+			for range b.N {
+				if err := WriteStorePaths(context.Background(), io.Discard, tree.paths, Options{Root: tree.root, IgnoreHardLinks: ignore}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

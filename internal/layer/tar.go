@@ -4,7 +4,8 @@
 //
 //   - [WriteStorePaths] writes an uncompressed, reproducible tar of a group of
 //     store paths (sorted entries, fixed mtime, uid/gid 0, Nix-normalised
-//     permissions, hard links kept within the layer);
+//     permissions, files of identical content and mode hard-linked within
+//     the layer);
 //   - [WriteCustomisation] writes the image's final layer without Nix: the
 //     requested packages merged into / as symlinks (as nixpkgs buildEnv does),
 //     /etc/passwd, /etc/group, /etc/shadow, /tmp, /usr/bin/env and the CA
@@ -31,17 +32,40 @@
 // writable by root, so that Nix can be used inside the image; Nix's own
 // /nix/store is 1775 root:nixbld, a group that does not exist in an image).
 //
-// Files of the layer that share an inode are written once, later names as
-// hard links to the first name. Nix's NAR format has no hard links, so
-// sharing inodes only comes from store optimisation (auto-optimise-store),
-// which differs between machines; set Options.IgnoreHardLinks where the
-// same digest is needed on machines with differently optimised stores.
+// # Hard links
+//
+// Within one layer (one [WriteStorePaths] call), a regular file whose
+// content and normalised mode equal those of a file written before it is
+// written as a hard link (TypeLink) to the first such file in entry order,
+// the way Nix's store optimisation (auto-optimise-store, nix-store
+// --optimise) links identical files. Hard links are a function of content
+// alone, never of inodes: NAR, the format store paths are built and
+// substituted in, has no hard links, so whether two files of a store share
+// an inode depends on the machine (built locally or substituted, store
+// optimised or not). Linking by inode would make digests machine-dependent;
+// linking by content keeps the space saving and gives the same tar on every
+// machine.
+//
+// It is done in the one pass that writes the tar, without holding contents:
+// files are grouped by size and normalised mode, and only the files of a
+// group with more than one member are hashed (SHA-256, trusted: equal
+// digests are taken as equal content), the first member by reading it
+// again when the second comes. Later members up to the 1 MiB copy buffer
+// are read once for both hash and tar, larger ones twice; store paths must
+// not change while being written (as for any other file). Memory is one name per distinct
+// size and mode, and one digest and name per hashed content. Empty files are
+// never linked: a link saves no data (its header is no smaller than the
+// empty file's) and would only tie unrelated files together. Files whose
+// normalised modes differ (0444 and 0555) are never linked to each other,
+// since hard links share their mode. Options.IgnoreHardLinks writes every
+// file in full.
 package layer
 
 import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
@@ -50,14 +74,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
 // Version identifies the layer format: the tar rules, the compressors and
 // their fixed settings. It changes whenever the same input would give other
 // bytes, so caches of packed layers should include it in their keys.
-const Version = 1
+//
+// Version 2: hard links by content rather than by inode.
+const Version = 2
 
 // StoreDir is the Nix store directory every store path lives in.
 const StoreDir = "/nix/store"
@@ -71,8 +96,10 @@ type Options struct {
 	// MTime is the modification time of every entry (SOURCE_DATE_EPOCH);
 	// the zero value means time.Unix(1, 0). Sub-second parts are dropped.
 	MTime time.Time
-	// IgnoreHardLinks writes every file in full even when it shares its
-	// inode with a file written before; default false (hard links kept).
+	// IgnoreHardLinks writes every file in full, even when its content and
+	// mode equal those of a file written before; default false (such files
+	// are hard links to the first one, see the package documentation).
+	// Inodes are never looked at either way.
 	IgnoreHardLinks bool
 }
 
@@ -143,7 +170,7 @@ func WriteStorePaths(ctx context.Context, w io.Writer, paths []string, opts Opti
 		root:  opts.Root,
 	}
 	if !opts.IgnoreHardLinks {
-		tw.links = make(map[inode]string)
+		tw.links = newLinker()
 	}
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
@@ -168,15 +195,13 @@ func WriteStorePaths(ctx context.Context, w io.Writer, paths []string, opts Opti
 	return nil
 }
 
-type inode struct{ dev, ino uint64 }
-
 // tarWriter holds the state of one tar being written.
 type tarWriter struct {
 	ctx   context.Context
 	tw    *tar.Writer
 	mtime time.Time
 	root  string
-	links map[inode]string // first name of each multiply-linked inode; nil: no hard links
+	links *linker // nil: no hard links
 	buf   []byte
 }
 
@@ -247,23 +272,50 @@ func readDirNames(dir string) ([]string, error) {
 }
 
 func (t *tarWriter) file(src, name string, fi fs.FileInfo) error {
-	if t.links != nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-			key := inode{uint64(st.Dev), uint64(st.Ino)}
-			if first, ok := t.links[key]; ok {
-				return t.header(&tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: first, Mode: fileMode(fi)})
-			}
-			t.links[key] = name
-		}
-	}
+	size, mode := fi.Size(), fileMode(fi)
 	f, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("layer: %w", err)
 	}
 	defer f.Close()
-	size := fi.Size()
-	if err := t.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: fileMode(fi)}); err != nil {
+	// data is the whole content when it was read to be hashed and fits
+	// the buffer; nil means copy from f.
+	var data []byte
+	if t.links != nil && size > 0 {
+		k := sizeKey{size, mode == modeExec}
+		if t.links.candidate(k, name) {
+			if err := t.links.hashFirst(t, k); err != nil {
+				return err
+			}
+			var sum [sha256.Size]byte
+			if size <= int64(len(t.buf)) {
+				data = t.buf[:size]
+				if _, err := io.ReadFull(f, data); err != nil {
+					return fmt.Errorf("layer: read %s: %w", src, err)
+				}
+				sum = sha256.Sum256(data)
+			} else {
+				if sum, err = t.hashFile(f, src, size); err != nil {
+					return err
+				}
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					return fmt.Errorf("layer: %w", err)
+				}
+			}
+			if first, ok := t.links.sums[contentKey{k, sum}]; ok {
+				return t.header(&tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: first, Mode: mode})
+			}
+			t.links.sums[contentKey{k, sum}] = name
+		}
+	}
+	if err := t.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: mode}); err != nil {
 		return err
+	}
+	if data != nil {
+		if _, err := t.tw.Write(data); err != nil {
+			return fmt.Errorf("layer: copy %s: %w", src, err)
+		}
+		return nil
 	}
 	// The LimitReader also hides *os.File's WriterTo, so the pooled buffer
 	// is used rather than a new one per file.
@@ -274,6 +326,84 @@ func (t *tarWriter) file(src, name string, fi fs.FileInfo) error {
 	if n != size {
 		return fmt.Errorf("layer: copy %s: %w (read %d of %d bytes; did it change?)", src, io.ErrUnexpectedEOF, n, size)
 	}
+	return nil
+}
+
+// hashFile returns the SHA-256 of the first size bytes of f (at its start),
+// read through t.buf.
+func (t *tarWriter) hashFile(f *os.File, src string, size int64) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, io.LimitReader(f, size), t.buf)
+	if err != nil {
+		return sum, fmt.Errorf("layer: read %s: %w", src, err)
+	}
+	if n != size {
+		return sum, fmt.Errorf("layer: read %s: %w (read %d of %d bytes; did it change?)", src, io.ErrUnexpectedEOF, n, size)
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// sizeKey is what files must share before their contents are compared:
+// the size and the normalised mode (executable or not).
+type sizeKey struct {
+	size int64
+	exec bool
+}
+
+type contentKey struct {
+	sizeKey
+	sum [sha256.Size]byte
+}
+
+// linker finds the files of a layer whose content and mode equal those of
+// a file written before. Files are hashed lazily: the first file of a
+// sizeKey is only remembered by name; when a second file of that key comes,
+// both are hashed, and so is every later file of the key. Only names and
+// digests are kept, never contents.
+type linker struct {
+	// firsts holds the name of the first file of each sizeKey while it is
+	// the only one (not hashed); "" once the key's files are hashed.
+	firsts map[sizeKey]string
+	// sums maps the content of each hashed file to the first name written
+	// with it.
+	sums map[contentKey]string
+}
+
+func newLinker() *linker {
+	return &linker{firsts: make(map[sizeKey]string), sums: make(map[contentKey]string)}
+}
+
+// candidate reports whether a file of key k was written before the file
+// name, so that name must be hashed; if not, it records name as the first.
+func (l *linker) candidate(k sizeKey, name string) bool {
+	if _, ok := l.firsts[k]; ok {
+		return true
+	}
+	l.firsts[k] = name
+	return false
+}
+
+// hashFirst hashes the first file of key k, if not done yet, and records
+// its digest.
+func (l *linker) hashFirst(t *tarWriter, k sizeKey) error {
+	first := l.firsts[k]
+	if first == "" {
+		return nil
+	}
+	src := diskPath(t.root, "/"+first)
+	f, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("layer: %w", err)
+	}
+	defer f.Close()
+	sum, err := t.hashFile(f, src, k.size)
+	if err != nil {
+		return err
+	}
+	l.sums[contentKey{k, sum}] = first
+	l.firsts[k] = ""
 	return nil
 }
 

@@ -18,7 +18,9 @@ import (
 // goldenTree is a fixed fake store: two store paths, one of them a single
 // executable file, with a subdirectory, an executable, read-only and
 // writable files, a relative and an absolute symlink, a hard link, an
-// empty directory and a name too long for USTAR.
+// independent copy of a file (written as a hard link, like the hard link),
+// a copy with another mode (written in full), an empty directory and a name
+// too long for USTAR.
 var goldenTree = []fsEntry{
 	{path: "nix/store", dir: true},
 	{path: "nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p-hello-2.12", dir: true, mode: 0o555},
@@ -33,6 +35,8 @@ var goldenTree = []fsEntry{
 	{path: "nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p-hello-2.12/share/empty", dir: true, mode: 0o700},
 	{path: "nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p-hello-2.12/share/doc", dir: true},
 	{path: "nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p-hello-2.12/share/doc/README", content: "hello docs\n", mode: 0o444},
+	{path: "nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p-hello-2.12/share/doc/README.copy", content: "hello docs\n", mode: 0o644},
+	{path: "nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p-hello-2.12/share/doc/README.exec", content: "hello docs\n", mode: 0o755},
 	{path: "nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p-hello-2.12/share/doc/" + strings.Repeat("long-name-", 12), content: "x", mode: 0o600},
 	{path: "nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p-hello-2.12/share/doc-a", content: "sorts after doc/ in a walk, before it by full name", mode: 0o644},
 	{path: "nix/store/9z8y7x6w5v4u3t2s1r0q9p8o7n6m5l4k-greet.sh", content: "#!/bin/sh\necho greet\n", mode: 0o700},
@@ -40,11 +44,11 @@ var goldenTree = []fsEntry{
 
 const (
 	// goldenTarSHA256 is the sha256 of WriteStorePaths on goldenTree.
-	goldenTarSHA256 = "44d074d7aa5134ae484b9d516db5f394c5fa10bc088ab9e908c129fee095d7ee"
+	goldenTarSHA256 = "d7e654a3439cdade901802bca2c4cf8e2de14eadbe4401586dc70fccd93001d6"
 	// goldenGzipDigest is the digest of Pack(gzip, default level) of it.
-	goldenGzipDigest = "sha256:422f27fbfca6eb77da65713f5776850c1726abc08085e0235f06de640e25cdac"
+	goldenGzipDigest = "sha256:ef87c36bb5bff30207d0b35a8ef734674f0c135ce8f7035a9e47f992ecbac18a"
 	// goldenZstdDigest is the digest of Pack(zstd, default level) of it.
-	goldenZstdDigest = "sha256:91b16d8dd681d152dfee87fff2c908332aacc1bbec0e1e3c69c002ad4878d010"
+	goldenZstdDigest = "sha256:5d4a292f02c28e8ebf84a29776c62987b2aafa43215978acafebf120d8139cee"
 )
 
 var goldenPaths = []string{
@@ -112,17 +116,19 @@ func TestWriteStorePathsEntries(t *testing.T) {
 		content  string
 	}
 	wants := map[string]want{
-		"nix/":                      {tar.TypeDir, 0o755, "", ""},
-		"nix/store/":                {tar.TypeDir, 0o755, "", ""},
-		hello + "/":                 {tar.TypeDir, 0o555, "", ""},
-		hello + "/bin/":             {tar.TypeDir, 0o555, "", ""},
-		hello + "/bin/hello":        {tar.TypeReg, 0o555, "", "#!/bin/sh\necho hello\n"},
-		hello + "/bin/hi":           {tar.TypeLink, 0o555, hello + "/bin/hello", ""},
-		hello + "/lib/libhello.so":  {tar.TypeSymlink, 0o777, "libhello.so.1", ""},
-		hello + "/lib-old":          {tar.TypeSymlink, 0o777, "/" + hello + "/lib", ""},
-		hello + "/share/empty/":     {tar.TypeDir, 0o555, "", ""},
-		hello + "/share/doc/README": {tar.TypeReg, 0o444, "", "hello docs\n"},
-		hello + "/share/doc-a":      {tar.TypeReg, 0o444, "", ""},
+		"nix/":                           {tar.TypeDir, 0o755, "", ""},
+		"nix/store/":                     {tar.TypeDir, 0o755, "", ""},
+		hello + "/":                      {tar.TypeDir, 0o555, "", ""},
+		hello + "/bin/":                  {tar.TypeDir, 0o555, "", ""},
+		hello + "/bin/hello":             {tar.TypeReg, 0o555, "", "#!/bin/sh\necho hello\n"},
+		hello + "/bin/hi":                {tar.TypeLink, 0o555, hello + "/bin/hello", ""},
+		hello + "/lib/libhello.so":       {tar.TypeSymlink, 0o777, "libhello.so.1", ""},
+		hello + "/lib-old":               {tar.TypeSymlink, 0o777, "/" + hello + "/lib", ""},
+		hello + "/share/empty/":          {tar.TypeDir, 0o555, "", ""},
+		hello + "/share/doc/README":      {tar.TypeReg, 0o444, "", "hello docs\n"},
+		hello + "/share/doc/README.copy": {tar.TypeLink, 0o444, hello + "/share/doc/README", ""},
+		hello + "/share/doc/README.exec": {tar.TypeReg, 0o555, "", "hello docs\n"},
+		hello + "/share/doc-a":           {tar.TypeReg, 0o444, "", ""},
 		"nix/store/9z8y7x6w5v4u3t2s1r0q9p8o7n6m5l4k-greet.sh": {tar.TypeReg, 0o555, "", "#!/bin/sh\necho greet\n"},
 	}
 	var names []string
@@ -253,5 +259,104 @@ func TestWriteStorePathsErrors(t *testing.T) {
 	cancel()
 	if err := WriteStorePaths(cctx, io.Discard, goldenPaths, Options{Root: root}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// Hard links depend on content and normalised mode only: the same store
+// with identical files hard-linked on disk or as independent copies gives
+// the same tar, files of equal content but other modes and files of equal
+// size but other content are written in full, and so are empty files.
+func TestWriteStorePathsLinksByContent(t *testing.T) {
+	const (
+		a = "nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a"
+		b = "nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-b"
+	)
+	same := "identical content\n"
+	other := "differing content\n" // same size as same
+	big := strings.Repeat("big file, larger than the copy buffer\n", 3<<20/38)
+	bigOther := big[:len(big)-1] + "!"
+	tree := func(linked bool) []fsEntry {
+		copyOf := func(path, target, content string, mode os.FileMode) fsEntry {
+			if linked {
+				return fsEntry{path: path, link: target}
+			}
+			return fsEntry{path: path, content: content, mode: mode}
+		}
+		return []fsEntry{
+			{path: "nix/store", dir: true},
+			{path: a, dir: true},
+			{path: a + "/bin", dir: true},
+			{path: a + "/bin/run", content: same, mode: 0o755},
+			copyOf(a+"/bin/run2", a+"/bin/run", same, 0o711),
+			{path: a + "/doc", dir: true},
+			{path: a + "/doc/one", content: same, mode: 0o444},
+			copyOf(a+"/doc/two", a+"/doc/one", same, 0o644),
+			{path: a + "/doc/zother", content: other, mode: 0o444},
+			{path: a + "/doc/big1", content: big, mode: 0o444},
+			copyOf(a+"/doc/big2", a+"/doc/big1", big, 0o600),
+			{path: a + "/doc/big3", content: bigOther, mode: 0o444},
+			{path: a + "/empty1", content: "", mode: 0o444},
+			copyOf(a+"/empty2", a+"/empty1", "", 0o444),
+			{path: b, dir: true},
+			copyOf(b+"/same", a+"/doc/one", same, 0o444),
+		}
+	}
+	paths := []string{"/" + b, "/" + a}
+	rootCopies, rootLinked := t.TempDir(), t.TempDir()
+	makeTree(t, rootCopies, tree(false), time.Unix(1700000000, 0))
+	makeTree(t, rootLinked, tree(true), time.Unix(1600000000, 0))
+	copies := writeTar(t, rootCopies, paths, Options{})
+	linked := writeTar(t, rootLinked, paths, Options{})
+	if !bytes.Equal(copies, linked) {
+		t.Fatalf("tar with copies %s, with hard links %s", sha256Hex(copies), sha256Hex(linked))
+	}
+
+	type want struct {
+		typ      byte
+		mode     int64
+		linkname string
+		content  string
+	}
+	wants := map[string]want{
+		a + "/bin/run":    {tar.TypeReg, 0o555, "", same},
+		a + "/bin/run2":   {tar.TypeLink, 0o555, a + "/bin/run", ""},
+		a + "/doc/one":    {tar.TypeReg, 0o444, "", same}, // not a link to bin/run: other mode
+		a + "/doc/two":    {tar.TypeLink, 0o444, a + "/doc/one", ""},
+		a + "/doc/zother": {tar.TypeReg, 0o444, "", other},
+		a + "/doc/big1":   {tar.TypeReg, 0o444, "", big},
+		a + "/doc/big2":   {tar.TypeLink, 0o444, a + "/doc/big1", ""},
+		a + "/doc/big3":   {tar.TypeReg, 0o444, "", bigOther},
+		a + "/empty1":     {tar.TypeReg, 0o444, "", ""},
+		a + "/empty2":     {tar.TypeReg, 0o444, "", ""},
+		b + "/same":       {tar.TypeLink, 0o444, a + "/doc/one", ""}, // across store paths
+	}
+	for _, e := range readTar(t, copies) {
+		h := e.hdr
+		w, ok := wants[h.Name]
+		if !ok {
+			continue
+		}
+		delete(wants, h.Name)
+		if h.Typeflag != w.typ || h.Mode != w.mode || h.Linkname != w.linkname {
+			t.Errorf("%s: type %c mode %o link %q, want %c %o %q", h.Name, h.Typeflag, h.Mode, h.Linkname, w.typ, w.mode, w.linkname)
+		}
+		if h.Typeflag == tar.TypeReg && string(e.content) != w.content {
+			t.Errorf("%s: content of %d bytes differs", h.Name, len(e.content))
+		}
+	}
+	for n := range wants {
+		t.Errorf("missing entry %s", n)
+	}
+
+	// IgnoreHardLinks: every file in full, whatever the disk.
+	copies = writeTar(t, rootCopies, paths, Options{IgnoreHardLinks: true})
+	linked = writeTar(t, rootLinked, paths, Options{IgnoreHardLinks: true})
+	if !bytes.Equal(copies, linked) {
+		t.Errorf("IgnoreHardLinks: tar with copies %s, with hard links %s", sha256Hex(copies), sha256Hex(linked))
+	}
+	for _, e := range readTar(t, linked) {
+		if e.hdr.Typeflag == tar.TypeLink {
+			t.Errorf("%s: hard link with IgnoreHardLinks", e.hdr.Name)
+		}
 	}
 }
