@@ -28,3 +28,6 @@ STRATA_BENCH_ROUNDS=${STRATA_BENCH_ROUNDS:-5} \
 section "build: warm rebuild after a one-package change vs a cold build (strata build)"
 STRATA_BENCH_ROUNDS=${STRATA_BENCH_ROUNDS:-3} \
   go test -count=1 -run TestBuildRebuildSpeed -v ./test/e2e/ | grep -vE '^\s*\{' | tee "$out/build.txt"
+
+section "registry: manifest GETs/s and blob throughput, strata vs docker-registry 2.8.2 vs nginx (wrk, 2 threads, 16 connections)"
+go test -count=1 -run TestRegistryBench -v ./test/e2e/ | grep -E 'bench:|^(--- |ok|FAIL)' | tee "$out/registry.txt"
