@@ -519,7 +519,9 @@ func (s *S3) cleanStaging(ctx context.Context, cutoff time.Time) error {
 			}
 		}
 	}
-	for u := range s.client.ListIncompleteUploads(ctx, s.bucket, s.prefix, true) {
+	// Listed from the bucket's root and filtered here: MinIO takes a
+	// prefix as one exact object name when listing uploads.
+	for u := range s.client.ListIncompleteUploads(ctx, s.bucket, "", true) {
 		if u.Err != nil {
 			// Some S3-compatible stores do not list uploads; a lifecycle
 			// rule can clean them instead.
@@ -528,7 +530,7 @@ func (s *S3) cleanStaging(ctx context.Context, cutoff time.Time) error {
 			}
 			return fmt.Errorf("storage: s3: list incomplete uploads: %w", s3Err(u.Err))
 		}
-		if u.Initiated.Before(cutoff) {
+		if strings.HasPrefix(u.Key, s.prefix) && u.Initiated.Before(cutoff) {
 			if err := s.core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID); err != nil && s3Code(err) != "NoSuchUpload" {
 				return fmt.Errorf("storage: s3: abort stale upload: %w", s3Err(err))
 			}
