@@ -93,6 +93,9 @@ type Options struct {
 	// of the same image, on a Store that implements storage.Leaser (see
 	// distlock.go); set it above the Nix timeout. Default 15 minutes.
 	LeaseWait time.Duration
+	// Observer, when set, receives build and layer events (for metrics);
+	// default none.
+	Observer Observer
 }
 
 // Builder builds images on demand. It is safe for concurrent use.
@@ -260,8 +263,10 @@ func (b *Builder) run(ctx context.Context, key, rev string, req Request) (Result
 		}
 		defer release()
 		start := time.Now()
+		b.observer().BuildStarted()
 		r, err := b.build(bctx, req, rev)
 		b.recent.Add(Record{Name: req.Name, Ref: req.Ref, Time: start, Duration: time.Since(start), Digest: r.OCI.Digest, Err: err})
+		b.observer().BuildFinished(time.Since(start), err)
 		if err != nil {
 			b.opts.Log.Error("build failed", "image", req.Name, "ref", req.Ref, "err", err, "nixLog", nixLogTail(err))
 			return Result{}, err
@@ -397,10 +402,12 @@ type stats struct {
 func (b *Builder) cachedLayer(ctx context.Context, key string, write func(io.Writer) error, st *stats) (v1.Layer, error) {
 	rkey := "cache/layers/" + key + ".json"
 	if l, err := b.loadLayer(ctx, rkey); err == nil {
+		b.observer().LayerCached()
 		return l, nil
 	}
 	v, err, _ := b.layers.Do(key, func() (any, error) {
 		if l, err := b.loadLayer(ctx, rkey); err == nil {
+			b.observer().LayerCached()
 			return l, nil
 		}
 		select {
@@ -410,6 +417,7 @@ func (b *Builder) cachedLayer(ctx context.Context, key string, write func(io.Wri
 		}
 		defer func() { <-b.packs }()
 		st.packed.Add(1)
+		b.observer().LayerPacked()
 		w, err := b.opts.Store.Create(ctx)
 		if err != nil {
 			return nil, err
