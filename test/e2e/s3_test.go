@@ -202,3 +202,22 @@ func TestS3RedirectBlobs(t *testing.T) {
 		t.Fatalf("%d Nix builds, want 1", builds)
 	}
 }
+
+// TestS3PushOnOneReplicaPullFromOther: a push to replica A (uploads,
+// chunk moves, tags in the bucket) is visible on replica B.
+func TestS3PushOnOneReplicaPullFromOther(t *testing.T) {
+	_, a, b := s3Replicas(t)
+	crane := need(t, "crane")
+	tar := t.TempDir() + "/hello.tar"
+	mustRun(t, 5*time.Minute, crane, "pull", "--insecure", a.Addr+"/hello", tar)
+	mustRun(t, 2*time.Minute, crane, "push", "--insecure", tar, a.Addr+"/pushed/hello:v1")
+	da := strings.TrimSpace(mustRun(t, time.Minute, crane, "digest", "--insecure", a.Addr+"/pushed/hello:v1"))
+	db := strings.TrimSpace(mustRun(t, time.Minute, crane, "digest", "--insecure", b.Addr+"/pushed/hello:v1"))
+	if da == "" || da != db {
+		t.Fatalf("digest on A %q, on B %q", da, db)
+	}
+	mustRun(t, 2*time.Minute, crane, "pull", "--insecure", b.Addr+"/pushed/hello:v1", t.TempDir()+"/again.tar")
+	if tags := mustRun(t, time.Minute, crane, "ls", "--insecure", b.Addr+"/pushed/hello"); !strings.Contains(tags, "v1") {
+		t.Fatalf("crane ls on B: %q", tags)
+	}
+}
