@@ -118,6 +118,23 @@ type Options struct {
 	// replica's write shows after at most the TTL). Default 2s; negative:
 	// no cache.
 	RefCacheTTL time.Duration
+	// Metrics, when set, observes every request once it is served.
+	// Default nil: none.
+	Metrics Metrics
+}
+
+// Metrics observes served requests. endpoint is one of "manifest",
+// "blob", "tags", "upload", "referrers" or "other" (the API base and
+// unparsable paths); bytes is the size of the body sent. It is called on
+// every request, from many goroutines at once: it must be cheap.
+type Metrics interface {
+	ObserveRequest(endpoint, method string, status int, bytes int64, d time.Duration)
+}
+
+// endpointClasses are the Metrics endpoint classes of the route kinds.
+var endpointClasses = [numRouteKinds]string{
+	routeBase: "other", routeManifest: "manifest", routeBlob: "blob", routeUploads: "upload",
+	routeUpload: "upload", routeTags: "tags", routeReferrers: "referrers",
 }
 
 // MaxManifestSize is the largest manifest served or accepted (4 MiB, the
@@ -146,6 +163,7 @@ type handler struct {
 	uploadMu   [64]sync.Mutex
 	cache      *cache
 	access     *accessLog
+	metrics    Metrics
 	// gcMu is held for reading by writes that link content and for
 	// writing by an online garbage collection.
 	gcMu sync.RWMutex
@@ -171,6 +189,7 @@ func New(opts Options) http.Handler {
 	}
 	h.cache = newCache(ttl, 64<<20)
 	h.autoMount = h.auth == nil || h.auth.AnonymousPull()
+	h.metrics = opts.Metrics
 	if opts.AccessLog != nil {
 		h.access = &accessLog{w: opts.AccessLog}
 	}
@@ -237,6 +256,13 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	if h.metrics != nil {
+		endpoint := "other"
+		if w.routed {
+			endpoint = endpointClasses[w.kind]
+		}
+		h.metrics.ObserveRequest(endpoint, r.Method, status, w.bytes, time.Since(start))
+	}
 	if h.access != nil {
 		now := time.Now()
 		h.access.write(now, r.Method, truncate(r.URL.EscapedPath(), 1024), status, w.bytes, now.Sub(start), r.RemoteAddr)
@@ -258,6 +284,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) error {
 	rt, err := parsePath(r.URL.EscapedPath())
 	if err != nil {
 		return err
+	}
+	if rw, ok := w.(*responseWriter); ok {
+		rw.kind, rw.routed = rt.kind, true
 	}
 	methods := h.routes[rt.kind]
 	f, ok := methods[r.Method]
@@ -338,6 +367,8 @@ type responseWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	kind   routeKind // the endpoint, once routed (for Options.Metrics)
+	routed bool
 }
 
 func (w *responseWriter) WriteHeader(status int) {
