@@ -232,9 +232,12 @@ func newPodman(t testing.TB) *podman {
 		t.Fatal(err)
 	}
 	p := &podman{t: t, bin: bin, env: []string{"CONTAINERS_CONF=" + conf}}
+	// Everything podman keeps is under dir: storage, run state and its
+	// tmpdir (by default the shared /run/libpod), so podmans of concurrent
+	// tests never touch each other's state. vfs storage has no mounts, so
+	// removing dir cleans up fully.
 	p.base = []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
-		"--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager=cgroupfs"}
-	t.Cleanup(func() { _, _ = p.run(2*time.Minute, "system", "reset", "--force") })
+		"--tmpdir", filepath.Join(dir, "tmp"), "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager=cgroupfs"}
 	return p
 }
 
