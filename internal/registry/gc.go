@@ -17,9 +17,11 @@ import (
 // Garbage collection.
 //
 // Mark: the live set is every digest reachable from
-//   - the on-demand caches written by the builder (cache/images/*.json and
-//     cache/layers/*.json): every digest string anywhere in a record, and
-//     everything reachable from those that are manifests or indexes;
+//   - the on-demand caches written by the builder (cache/images/*.json,
+//     cache/layers/*.json and cache/referrers/*.json, the last listing
+//     the SBOM artifacts of built images): every digest string anywhere in
+//     a record, and everything reachable from those that are manifests or
+//     indexes;
 //   - each pushed repository's tags, and (unless DeleteUntagged) every
 //     manifest linked in it; referrers whose subject is live in the same
 //     repository; and everything reachable from those manifests.
@@ -191,7 +193,7 @@ func (g *gc) manifestRefs(digest string) ([]string, bool) {
 // markCaches marks everything the builder's records name.
 func (g *gc) markCaches() error {
 	set := map[string]bool{}
-	for _, prefix := range []string{"cache/images/", "cache/layers/"} {
+	for _, prefix := range []string{"cache/images/", "cache/layers/", "cache/referrers/"} {
 		keys, err := g.s.List(g.ctx, prefix)
 		if err != nil {
 			return fmt.Errorf("registry: gc: list %s: %w", prefix, err)

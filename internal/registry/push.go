@@ -340,7 +340,8 @@ type referrersIndex struct {
 
 // getReferrers answers GET /v2/<name>/referrers/<digest>[?artifactType=]:
 // an image index of the manifests in name whose subject is digest (empty
-// when there are none, and for on-demand names).
+// when there are none); for on-demand names, those the Backend lists when
+// it implements ReferrersBackend.
 func (h *handler) getReferrers(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
 	filter := r.URL.Query().Get("artifactType")
@@ -363,6 +364,16 @@ func (h *handler) getReferrers(w http.ResponseWriter, r *http.Request, rt route)
 				continue
 			}
 			out.Manifests = append(out.Manifests, d)
+		}
+	} else {
+		ds, err := h.backendReferrers(ctx, rt.name, rt.ref)
+		if err != nil {
+			return fmt.Errorf("registry: referrers of %s: %w", rt.ref, err)
+		}
+		for _, d := range ds {
+			if filter == "" || d.ArtifactType == filter {
+				out.Manifests = append(out.Manifests, d)
+			}
 		}
 	}
 	sort.Slice(out.Manifests, func(i, j int) bool { return out.Manifests[i].Digest < out.Manifests[j].Digest })
