@@ -11,6 +11,8 @@
 //	                          + canonical name + platforms + options
 //	cache/layers/<key>.json   a packed layer's descriptor; key = its store
 //	                          paths + compression + mtime
+//	cache/referrers/<digest>  an image manifest's referrers (its SBOM
+//	                          artifact, see sbom.go)
 //	blobs/sha256/..           layers, configs and manifests by digest
 //
 // Concurrent requests for one image share one build (singleflight), and
@@ -96,6 +98,9 @@ type Options struct {
 	// Observer, when set, receives build and layer events (for metrics);
 	// default none.
 	Observer Observer
+	// Version is strata's version, named in each SBOM's creators as
+	// "Tool: strata-<Version>" (see sbom.go); default "dev".
+	Version string
 }
 
 // Builder builds images on demand. It is safe for concurrent use.

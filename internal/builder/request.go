@@ -216,8 +216,9 @@ func isStorePath(s string) bool { return strings.HasPrefix(s, "/") }
 
 // resolved maps each requested package name to its canonical attribute.
 type resolved struct {
-	attrs  []string          // unique canonical attributes to build
-	byName map[string]string // requested name → attribute
+	attrs  []string               // unique canonical attributes to build
+	byName map[string]string      // requested name → attribute
+	meta   map[string]nix.Package // attribute → its metadata, for the SBOM
 }
 
 func (b *Builder) resolve(ctx context.Context, req Request, t Platform) (*resolved, []string, error) {
@@ -240,7 +241,7 @@ func (b *Builder) resolve(ctx context.Context, req Request, t Platform) (*resolv
 			attrNames = append(attrNames, n)
 		}
 	}
-	r := &resolved{byName: map[string]string{}}
+	r := &resolved{byName: map[string]string{}, meta: map[string]nix.Package{}}
 	if len(attrNames) == 0 {
 		return r, pkgNames, nil
 	}
@@ -251,6 +252,7 @@ func (b *Builder) resolve(ctx context.Context, req Request, t Platform) (*resolv
 	}
 	for i, p := range pkgs {
 		r.attrs = append(r.attrs, p.Attr)
+		r.meta[p.Attr] = p
 		if len(pkgs) == len(attrNames) {
 			r.byName[attrNames[i]] = p.Attr
 		}
@@ -534,6 +536,9 @@ func (b *Builder) buildPlatform(ctx context.Context, req Request, p Platform, r 
 	}
 	dref, err := b.putManifest(ctx, dimg)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.attachSBOM(ctx, req.Name, oimg, graph, sbomPackages(r, builtPkgs), oref, dref); err != nil {
 		return nil, err
 	}
 	return &built{platform: p.Platform, ociImg: oimg, dockerImg: dimg, oci: oref, docker: dref}, nil
