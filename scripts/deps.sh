@@ -24,6 +24,7 @@ want htpasswd apache2-utils
 want sqlite3 sqlite3
 want curl curl
 want jq jq
+want chromium chromium
 if [ "${1:-}" = bench ]; then
   want wrk wrk
   want hyperfine hyperfine

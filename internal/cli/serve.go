@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"strata/internal/image"
 	"strata/internal/layer"
 	"strata/internal/layering"
+	"strata/internal/metrics"
 	"strata/internal/nix"
 	"strata/internal/registry"
 	"strata/internal/storage"
@@ -58,6 +60,8 @@ type serveOptions struct {
 	gcGrace        time.Duration
 	uploadMaxAge   time.Duration
 	deleteUntagged bool
+
+	readyInterval time.Duration
 }
 
 func init() { register(newServeCmd) }
@@ -130,6 +134,7 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.DurationVar(&o.gcGrace, "gc-grace", time.Hour, "garbage collection never removes objects younger than this")
 	f.DurationVar(&o.uploadMaxAge, "gc-upload-max-age", 24*time.Hour, "garbage collection removes uploads idle for longer than this")
 	f.BoolVar(&o.deleteUntagged, "gc-delete-untagged", true, "garbage collection removes pushed manifests no tag reaches (after the grace period)")
+	f.DurationVar(&o.readyInterval, "ready-interval", 30*time.Second, "how often /readyz re-checks that the package set evaluates (the storage check runs at most every 2s)")
 	return cmd
 }
 
@@ -228,9 +233,11 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	met := metrics.New()
 	b, err := builder.New(builder.Options{
 		Nix: drv, Store: store, Strategy: strat, MaxLayers: o.maxLayers,
 		Platforms: plats, MTime: time.Unix(o.epoch, 0), Compression: compressionOf(o.compression), Log: env.Log,
+		Observer: met,
 	})
 	if err != nil {
 		return err
@@ -246,7 +253,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		env.Log.Warn("no --htpasswd: anyone who can reach the registry may push to " + o.pushPrefix + "/...")
 	}
 	ropts := registry.Options{Store: store, Backend: b, Log: env.Log, PushPrefix: o.pushPrefix, Auth: authSvc,
-		MaxUploadSize: o.maxUpload, MaxConcurrentUploads: o.maxUploads}
+		MaxUploadSize: o.maxUpload, MaxConcurrentUploads: o.maxUploads, Metrics: met}
 	if _, ok := env.Log.Handler().(*slog.JSONHandler); ok && env.Log.Enabled(ctx, slog.LevelInfo) {
 		// The same JSON records, from the registry's fast encoder.
 		ropts.AccessLog = env.Stderr
@@ -259,8 +266,21 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if authSvc != nil {
 		mux.Handle("/token", authSvc)
 	}
+	// /healthz is liveness: the process serves HTTP. /readyz is
+	// readiness: storage takes a write and a read, and the package set
+	// evaluates.
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.Handle("/", web.Handler(web.Options{Builder: b}))
+	mux.Handle("/readyz", metrics.NewReadiness(
+		metrics.Check{Name: "storage", Run: metrics.StorageCheck(store), Timeout: 5 * time.Second, Every: 2 * time.Second},
+		metrics.Check{Name: "nix", Run: func(ctx context.Context) error {
+			if _, err := drv.ShellPackages(ctx, ""); err != nil {
+				return fmt.Errorf("the package set does not evaluate: %w", err)
+			}
+			return nil
+		}, Timeout: 30 * time.Second, Every: o.readyInterval},
+	))
+	mux.Handle("/metrics", met.Handler())
+	mux.Handle("/", web.Handler(web.Options{Builder: b, Source: sourceDescription(o), Versioned: o.pkgsRepo != "", PushPrefix: o.pushPrefix}))
 	// The registry sees every /v2 path as sent: it answers malformed ones
 	// (.., //) with spec errors, where the mux would redirect.
 	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -268,7 +288,10 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 			reg.ServeHTTP(w, r)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		mux.ServeHTTP(sw, r)
+		met.ObserveRequest(metrics.EndpointOther, r.Method, sw.code(), sw.bytes, time.Since(start))
 	})
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -330,6 +353,56 @@ func runPeriodicGC(ctx context.Context, env *Env, c registry.Collector, o *serve
 			env.Log.Error("garbage collection failed", "error", err.Error())
 		}
 	}
+}
+
+// statusWriter records the status and body size of the pages outside /v2,
+// for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// sourceDescription describes the package source on the landing page,
+// without credentials or local paths.
+func sourceDescription(o *serveOptions) string {
+	switch {
+	case o.pkgsRepo != "":
+		repo := o.pkgsRepo
+		if u, err := url.Parse(repo); err == nil && u.User != nil {
+			u.User = nil
+			repo = u.String()
+		}
+		return "git repository " + repo
+	case o.channel != "":
+		return "nixpkgs " + o.channel
+	case o.pkgsPath != "":
+		return "a local package set"
+	}
+	return ""
 }
 
 func compressionOf(s string) layer.Compression { return layer.Compression(s) }
