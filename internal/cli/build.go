@@ -61,6 +61,7 @@ type buildOptions struct {
 	strategy    string
 	nixDB       bool
 	verbose     bool // --log-level given: show the builder's logs
+	sbom        bool // attach the SBOM to oci: and registry outputs; default true
 }
 
 func init() { register(newBuildCmd) }
@@ -128,6 +129,7 @@ evaluates to one (-f image.nix, optionally --nix-attr ATTR; or --flake REF
 	f.Int64Var(&o.epoch, "source-date-epoch", epoch, "modification time of every file in the layers (SOURCE_DATE_EPOCH, default 1)")
 	f.DurationVar(&o.nixTimeout, "nix-timeout", 0, "time limit of each Nix build (default none)")
 	f.StringVar(&o.strategy, "strategy", "", "layering strategy: "+strings.Join(layering.Names(), ", ")+" (default strata)")
+	f.BoolVar(&o.sbom, "sbom", true, "attach each image's SPDX SBOM as a referrer (subject = the image) to oci: and registry outputs")
 	return cmd
 }
 
@@ -165,6 +167,9 @@ type LayerResult struct {
 type OutputResult struct {
 	Output string `json:"output"`
 	Digest string `json:"digest"`
+	// SBOMs are the digests of the SBOM artifact manifests written with
+	// the image (none with --sbom=false or for a docker-archive).
+	SBOMs []string `json:"sboms,omitempty"`
 }
 
 func runBuild(ctx context.Context, env *Env, o *buildOptions, args []string) error {
@@ -282,6 +287,7 @@ func runBuild(ctx context.Context, env *Env, o *buildOptions, args []string) err
 	b, err := builder.New(builder.Options{
 		Nix: drv, Store: store, Strategy: strat, MaxLayers: maxLayers, Platforms: platforms,
 		MTime: time.Unix(o.epoch, 0), Compression: comp, Log: quietLog(env, o.verbose), Progress: prog.event,
+		Version: Version,
 	})
 	if err != nil {
 		return err
@@ -307,7 +313,13 @@ func runBuild(ctx context.Context, env *Env, o *buildOptions, args []string) err
 		if err != nil {
 			return err
 		}
-		out.Outputs = append(out.Outputs, OutputResult{Output: o2, Digest: d})
+		wr := OutputResult{Output: o2, Digest: d}
+		if o.sbom {
+			if wr.SBOMs, err = writeSBOMs(ctx, b, res, art, o2); err != nil {
+				return err
+			}
+		}
+		out.Outputs = append(out.Outputs, wr)
 	}
 	out.Seconds = time.Since(start).Seconds()
 	if o.jsonOut {
@@ -716,4 +728,75 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// writeSBOMs writes the SBOM artifacts of each platform's image next to
+// it: into an oci: layout as extra manifests of index.json (their
+// subject is the image), or pushed to a registry after the image (a
+// referrer push: the registry's referrers API, or ggcr's tag fallback).
+// A docker-archive has no place for them. It returns their digests.
+func writeSBOMs(ctx context.Context, b *builder.Builder, res builder.Result, art builder.Artifact, spec string) ([]string, error) {
+	kind, target, _ := parseOutput(spec)
+	if kind == outArchive {
+		return nil, nil
+	}
+	subjects := []string{res.OCI.Digest}
+	if art.Index != nil {
+		im, err := art.Index.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		subjects = subjects[:0]
+		for _, d := range im.Manifests {
+			subjects = append(subjects, d.Digest.String())
+		}
+	}
+	var lp layout.Path
+	var repo name.Repository
+	var ropts []remote.Option
+	if kind == outOCI {
+		dir, _ := splitTag(target, "latest")
+		p, err := layout.FromPath(dir)
+		if err != nil {
+			return nil, fmt.Errorf("--output %s: sbom: %w", spec, err)
+		}
+		lp = p
+	} else {
+		var opts []name.Option
+		if h := hostOf(target); strings.HasPrefix(h, "localhost") || strings.HasPrefix(h, "127.") || strings.HasPrefix(h, "[::1]") {
+			opts = append(opts, name.Insecure)
+		}
+		ref, err := name.ParseReference(target, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("--output %s: %w", spec, err)
+		}
+		repo = ref.Context()
+		ropts = []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	}
+	var out []string
+	for _, s := range subjects {
+		refs, err := b.Referrers(ctx, "", s)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range refs {
+			img, err := b.LoadReferrer(ctx, d)
+			if err != nil {
+				return nil, err
+			}
+			if kind == outOCI {
+				// Replace an earlier copy rather than list it twice.
+				if err := lp.RemoveDescriptors(func(x v1.Descriptor) bool { return x.Digest == d.Digest }); err != nil {
+					return nil, fmt.Errorf("--output %s: sbom: %w", spec, err)
+				}
+				if err := lp.AppendImage(img); err != nil {
+					return nil, fmt.Errorf("--output %s: sbom: %w", spec, err)
+				}
+			} else if err := remote.Write(repo.Digest(d.Digest.String()), img, ropts...); err != nil {
+				return nil, fmt.Errorf("push the sbom of %s to %s: %w (--sbom=false skips it)", s, target, err)
+			}
+			out = append(out, d.Digest.String())
+		}
+	}
+	return out, nil
 }
