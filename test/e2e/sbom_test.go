@@ -269,3 +269,33 @@ func TestBuildWritesSBOM(t *testing.T) {
 		t.Errorf("--sbom=false: index.json %v", ms)
 	}
 }
+
+// TestServeMultiArchSBOMs: each platform's image of an index has an SBOM
+// of its own (its own closure, its own namespace); regctl finds the one of
+// the platform asked for.
+func TestServeMultiArchSBOMs(t *testing.T) {
+	s := startServer(t, serverOpts{args: multiArgs})
+	_, _, raw := manifestDigest(t, s.Addr, "shell/hello", "latest")
+	var idx indexManifest
+	if err := json.Unmarshal(raw, &idx); err != nil || len(idx.Manifests) != 2 {
+		t.Fatalf("want an index of two images: %v\n%s", err, raw)
+	}
+	namespaces := map[string]bool{}
+	for _, m := range idx.Manifests {
+		_, refs := referrers(t, s.Addr, "shell/hello", m.Digest, "")
+		if len(refs) != 1 || refs[0]["artifactType"] != "application/spdx+json" {
+			t.Fatalf("referrers of the %s image: %v", m.Platform.Architecture, refs)
+		}
+	}
+	rc := regctl(t, s.Addr)
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		doc := rc("artifact", "get", "--subject", s.Addr+"/shell/hello", "--platform", p, "--filter-artifact-type", "application/spdx+json")
+		checkHelloSBOM(t, []byte(doc))
+		var d spdxDoc
+		_ = json.Unmarshal([]byte(doc), &d)
+		namespaces[d.DocumentNamespace] = true
+	}
+	if len(namespaces) != 2 {
+		t.Errorf("the platforms' SBOMs share a namespace: %v", namespaces)
+	}
+}
