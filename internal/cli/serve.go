@@ -24,7 +24,6 @@ import (
 	"strata/internal/metrics"
 	"strata/internal/nix"
 	"strata/internal/registry"
-	"strata/internal/storage"
 	"strata/web"
 )
 
@@ -62,6 +61,8 @@ type serveOptions struct {
 	deleteUntagged bool
 
 	readyInterval time.Duration
+
+	s3 storageOptions
 }
 
 func init() { register(newServeCmd) }
@@ -111,7 +112,7 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.StringVar(&o.pkgsPath, "pkgs-path", get("NIXERY_PKGS_PATH"), "package set at a local path (NIXERY_PKGS_PATH)")
 	f.StringVar(&o.channel, "channel", get("NIXERY_CHANNEL"), "nixpkgs channel or commit (NIXERY_CHANNEL)")
 	f.StringVar(&o.pkgsRepo, "pkgs-repo", get("NIXERY_PKGS_REPO"), "package set in a git repository; the image tag selects a ref (NIXERY_PKGS_REPO)")
-	f.StringVar(&o.storage, "storage", backend, "storage backend: filesystem (NIXERY_STORAGE_BACKEND)")
+	f.StringVar(&o.storage, "storage", backend, "storage backend: filesystem or s3 (NIXERY_STORAGE_BACKEND)")
 	f.StringVar(&o.storagePath, "storage-path", get("STORAGE_PATH"), "directory of the filesystem storage (STORAGE_PATH)")
 	f.DurationVar(&o.nixTimeout, "nix-timeout", timeout, "time limit of one Nix build (NIX_TIMEOUT, in seconds)")
 	f.StringVar(&o.builders, "nix-builders", "", "Nix remote builders, as Nix's builders setting (default: Nix's own configuration)")
@@ -135,6 +136,7 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.DurationVar(&o.uploadMaxAge, "gc-upload-max-age", 24*time.Hour, "garbage collection removes uploads idle for longer than this")
 	f.BoolVar(&o.deleteUntagged, "gc-delete-untagged", true, "garbage collection removes pushed manifests no tag reaches (after the grace period)")
 	f.DurationVar(&o.readyInterval, "ready-interval", 30*time.Second, "how often /readyz re-checks that the package set evaluates (the storage check runs at most every 2s)")
+	addStorageFlags(f, env, &o.s3)
 	return cmd
 }
 
@@ -194,16 +196,10 @@ func parsePlatforms(s string) ([]builder.Platform, error) {
 
 func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if env.Getenv("GCS_BUCKET") != "" || o.storage == "gcs" {
-		return errors.New("storage backend gcs (Google Cloud Storage) is not supported; use --storage filesystem")
+		return errors.New("storage backend gcs (Google Cloud Storage) is not supported; use --storage filesystem or --storage s3 (S3-compatible object storage)")
 	}
 	if o.compression != "gzip" && o.compression != "zstd" {
 		return fmt.Errorf("--compression %q: use gzip or zstd", o.compression)
-	}
-	if o.storage != "filesystem" {
-		return fmt.Errorf("--storage %q: use filesystem", o.storage)
-	}
-	if o.storagePath == "" {
-		return errors.New("no storage directory: set --storage-path (or STORAGE_PATH)")
 	}
 	if o.pkgsPath == "" && o.channel == "" && o.pkgsRepo == "" {
 		return errors.New("no package source: set --pkgs-path, --pkgs-repo or --channel (or NIXERY_PKGS_PATH, NIXERY_PKGS_REPO, NIXERY_CHANNEL)")
@@ -212,7 +208,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("--platforms: %w", err)
 	}
-	store, err := storage.NewFS(o.storagePath)
+	store, err := openStorage(ctx, o.storage, o.storagePath, &o.s3)
 	if err != nil {
 		return err
 	}
@@ -237,7 +233,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	b, err := builder.New(builder.Options{
 		Nix: drv, Store: store, Strategy: strat, MaxLayers: o.maxLayers,
 		Platforms: plats, MTime: time.Unix(o.epoch, 0), Compression: compressionOf(o.compression), Log: env.Log,
-		Observer: met,
+		Observer: met, LeaseWait: 2*o.nixTimeout + 5*time.Minute,
 	})
 	if err != nil {
 		return err
@@ -253,7 +249,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		env.Log.Warn("no --htpasswd: anyone who can reach the registry may push to " + o.pushPrefix + "/...")
 	}
 	ropts := registry.Options{Store: store, Backend: b, Log: env.Log, PushPrefix: o.pushPrefix, Auth: authSvc,
-		MaxUploadSize: o.maxUpload, MaxConcurrentUploads: o.maxUploads, Metrics: met}
+		Redirect: o.s3.redirect, MaxUploadSize: o.maxUpload, MaxConcurrentUploads: o.maxUploads, Metrics: met}
 	if _, ok := env.Log.Handler().(*slog.JSONHandler); ok && env.Log.Enabled(ctx, slog.LevelInfo) {
 		// The same JSON records, from the registry's fast encoder.
 		ropts.AccessLog = env.Stderr
@@ -303,7 +299,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	env.Log.Info("serving", "addr", ln.Addr().String(), "platforms", o.platforms, "storage", o.storagePath)
+	env.Log.Info("serving", "addr", ln.Addr().String(), "platforms", o.platforms, "storage", describeStorage(o.storage, o.storagePath, &o.s3))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
