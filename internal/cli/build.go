@@ -8,10 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,19 +47,13 @@ type buildOptions struct {
 	annotations []string // k=v; default none
 	maxLayers   int      // default the description's, else 100
 	compression string   // default the description's, else gzip
-	pkgsPath    string   // default NIXERY_PKGS_PATH
-	channel     string   // default NIXERY_CHANNEL
-	flake       string   // default none
-	ref         string   // package-set revision; default latest
-	cacheDir    string   // default $XDG_CACHE_HOME/strata
 	outputs     []string // default none (build into the cache only)
 	jsonOut     bool     // default false
-	epoch       int64    // default SOURCE_DATE_EPOCH, else 1
-	nixTimeout  time.Duration
 	strategy    string
 	nixDB       bool
 	verbose     bool // --log-level given: show the builder's logs
 	sbom        bool // attach the SBOM to oci: and registry outputs; default true
+	localBuild
 }
 
 func init() { register(newBuildCmd) }
@@ -92,18 +84,8 @@ evaluates to one (-f image.nix, optionally --nix-attr ATTR; or --flake REF
 			return runBuild(cmd.Context(), env, o, args)
 		},
 	}
-	get := env.Getenv
-	var epoch int64 = 1
-	if v := get("SOURCE_DATE_EPOCH"); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			epoch = n
-		}
-	}
-	cache := ""
-	if d, err := os.UserCacheDir(); err == nil {
-		cache = filepath.Join(d, "strata")
-	}
 	f := cmd.Flags()
+	o.localBuild.addFlags(f, env.Getenv)
 	f.StringVarP(&o.file, "file", "f", "", "image description: a YAML/JSON file, or a .nix file that evaluates to one (default none)")
 	f.StringVar(&o.nixAttr, "nix-attr", "", "attribute of the .nix file (or of --flake) holding the description (default the whole value)")
 	f.StringVar(&o.name, "name", "", "image name, its title annotation (default the description's name, else \"image\")")
@@ -119,15 +101,8 @@ evaluates to one (-f image.nix, optionally --nix-attr ATTR; or --flake REF
 	f.IntVar(&o.maxLayers, "max-layers", 0, "layer budget, the customisation layer included (default the description's, else 100)")
 	f.StringVar(&o.compression, "compression", "", "layer compression: gzip or zstd (default the description's, else gzip)")
 	f.BoolVar(&o.nixDB, "nix-db", false, "put an initialised Nix database of the image's closure in the image (default the description's, else false)")
-	f.StringVar(&o.pkgsPath, "pkgs-path", get("NIXERY_PKGS_PATH"), "package set: a local directory with a default.nix (NIXERY_PKGS_PATH)")
-	f.StringVar(&o.channel, "channel", get("NIXERY_CHANNEL"), "package set: a nixpkgs channel or commit (NIXERY_CHANNEL)")
-	f.StringVar(&o.flake, "flake", "", "package set: a flake reference whose legacyPackages are used (default none)")
-	f.StringVar(&o.ref, "ref", "", "package-set revision for versioned sources (default latest)")
-	f.StringVar(&o.cacheDir, "cache-dir", cache, "local cache of layers and images (a filesystem store)")
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image, repeatable: oci:DIR[:TAG], docker-archive:FILE[:REF] or REGISTRY/REPO:TAG (default none: build into the cache only)")
 	f.BoolVar(&o.jsonOut, "json", false, "print a machine-readable result on stdout (default false)")
-	f.Int64Var(&o.epoch, "source-date-epoch", epoch, "modification time of every file in the layers (SOURCE_DATE_EPOCH, default 1)")
-	f.DurationVar(&o.nixTimeout, "nix-timeout", 0, "time limit of each Nix build (default none)")
 	f.StringVar(&o.strategy, "strategy", "", "layering strategy: "+strings.Join(layering.Names(), ", ")+" (default strata)")
 	f.BoolVar(&o.sbom, "sbom", true, "attach each image's SPDX SBOM as a referrer (subject = the image) to oci: and registry outputs")
 	return cmd

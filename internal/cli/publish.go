@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,18 +28,12 @@ import (
 const blockerExitCode = 2
 
 type publishOptions struct {
-	remote     remoteFlags
-	file       string        // -f: the publish config; required
-	publish    bool          // --publish (or PUBLISH=1): mutate; default dry run
-	platforms  []string      // default the config's, the description's, the host's
-	pkgsPath   string        // default NIXERY_PKGS_PATH
-	channel    string        // default NIXERY_CHANNEL
-	flake      string        // default none
-	ref        string        // package-set revision; default latest
-	cacheDir   string        // default $XDG_CACHE_HOME/strata
-	epoch      int64         // default SOURCE_DATE_EPOCH, else 1
-	nixTimeout time.Duration // default none
-	verbose    bool          // --log-level given: show the builder's logs
+	remote    remoteFlags
+	file      string   // -f: the publish config; required
+	publish   bool     // --publish (or PUBLISH=1): mutate; default dry run
+	platforms []string // default the config's, the description's, the host's
+	verbose   bool     // --log-level given: show the builder's logs
+	localBuild
 }
 
 func init() { register(newPublishCmd) }
@@ -84,28 +76,11 @@ config's version. latest moves only for MAJOR.MINOR.PATCH versions: not for
 			return err
 		},
 	}
-	get := env.Getenv
-	var epoch int64 = 1
-	if v := get("SOURCE_DATE_EPOCH"); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			epoch = n
-		}
-	}
-	cache := ""
-	if d, err := os.UserCacheDir(); err == nil {
-		cache = filepath.Join(d, "strata")
-	}
 	fl := cmd.Flags()
 	fl.StringVarP(&o.file, "file", "f", "", "publish config (YAML; see docs/publish.md)")
 	fl.BoolVar(&o.publish, "publish", false, "make the mutations (default: a dry run printing them; PUBLISH=1 does the same)")
 	fl.StringSliceVar(&o.platforms, "platform", nil, "platforms to build, overriding the config's, e.g. linux/amd64,linux/arm64")
-	fl.StringVar(&o.pkgsPath, "pkgs-path", get("NIXERY_PKGS_PATH"), "package set: a local directory with a default.nix (NIXERY_PKGS_PATH)")
-	fl.StringVar(&o.channel, "channel", get("NIXERY_CHANNEL"), "package set: a nixpkgs channel or commit (NIXERY_CHANNEL)")
-	fl.StringVar(&o.flake, "flake", "", "package set: a flake reference whose legacyPackages are used (default none)")
-	fl.StringVar(&o.ref, "ref", "", "package-set revision for versioned sources (default latest)")
-	fl.StringVar(&o.cacheDir, "cache-dir", cache, "local cache of layers and images (a filesystem store)")
-	fl.Int64Var(&o.epoch, "source-date-epoch", epoch, "modification time of every file in the layers (SOURCE_DATE_EPOCH, default 1)")
-	fl.DurationVar(&o.nixTimeout, "nix-timeout", 0, "time limit of each Nix build (default none)")
+	o.localBuild.addFlags(fl, env.Getenv)
 	o.remote.add(cmd, true)
 	_ = cmd.MarkFlagRequired("file")
 	return cmd

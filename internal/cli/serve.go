@@ -102,12 +102,6 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	if v := get("NIXERY_STORAGE_BACKEND"); v != "" {
 		backend = v
 	}
-	var epoch int64 = 1
-	if v := get("SOURCE_DATE_EPOCH"); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			epoch = n
-		}
-	}
 	f.StringVar(&o.listen, "listen", listen, "address to listen on (PORT=N means :N)")
 	f.StringVar(&o.pkgsPath, "pkgs-path", get("NIXERY_PKGS_PATH"), "package set at a local path (NIXERY_PKGS_PATH)")
 	f.StringVar(&o.channel, "channel", get("NIXERY_CHANNEL"), "nixpkgs channel or commit (NIXERY_CHANNEL)")
@@ -120,7 +114,7 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.StringVar(&o.strategy, "strategy", layering.Default().Name(), "layering strategy")
 	f.IntVar(&o.maxLayers, "max-layers", 100, "most layers in an image, the customisation layer included")
 	f.StringVar(&o.platforms, "platforms", hostPlatform(), "platforms to build, comma-separated, each os/arch[=native|cross|remote]")
-	f.Int64Var(&o.epoch, "source-date-epoch", epoch, "modification time of every file in the layers (SOURCE_DATE_EPOCH)")
+	f.Int64Var(&o.epoch, "source-date-epoch", sourceDateEpoch(get), "modification time of every file in the layers (SOURCE_DATE_EPOCH)")
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip or zstd")
 	f.StringVar(&o.pushPrefix, "push-prefix", "pushed", `push namespace: repositories named PREFIX/... accept pushes and deletes, every other name is an on-demand image (a push there is DENIED); "" disables pushes`)
 	f.BoolVar(&o.anonymousPull, "anonymous-pull", true, "let clients without credentials pull")
@@ -233,7 +227,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	b, err := builder.New(builder.Options{
 		Nix: drv, Store: store, Strategy: strat, MaxLayers: o.maxLayers,
 		Platforms: plats, MTime: time.Unix(o.epoch, 0), Compression: compressionOf(o.compression), Log: env.Log,
-		Observer: met, LeaseWait: 2*o.nixTimeout + 5*time.Minute,
+		Observer: met, LeaseWait: 2*o.nixTimeout + 5*time.Minute, Version: Version,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// localBuild holds the flags of the subcommands that build on this machine
+// (build and publish): the package source, the local cache and the layers'
+// modification time.
+type localBuild struct {
+	pkgsPath   string        // default NIXERY_PKGS_PATH
+	channel    string        // default NIXERY_CHANNEL
+	flake      string        // default none
+	ref        string        // package-set revision; default latest
+	cacheDir   string        // default $XDG_CACHE_HOME/strata
+	epoch      int64         // default SOURCE_DATE_EPOCH, else 1
+	nixTimeout time.Duration // default none
+}
+
+func (l *localBuild) addFlags(f *pflag.FlagSet, get func(string) string) {
+	f.StringVar(&l.pkgsPath, "pkgs-path", get("NIXERY_PKGS_PATH"), "package set: a local directory with a default.nix (NIXERY_PKGS_PATH)")
+	f.StringVar(&l.channel, "channel", get("NIXERY_CHANNEL"), "package set: a nixpkgs channel or commit (NIXERY_CHANNEL)")
+	f.StringVar(&l.flake, "flake", "", "package set: a flake reference whose legacyPackages are used (default none)")
+	f.StringVar(&l.ref, "ref", "", "package-set revision for versioned sources (default latest)")
+	f.StringVar(&l.cacheDir, "cache-dir", defaultCacheDir(), "local cache of layers and images (a filesystem store)")
+	f.Int64Var(&l.epoch, "source-date-epoch", sourceDateEpoch(get), "modification time of every file in the layers (SOURCE_DATE_EPOCH, default 1)")
+	f.DurationVar(&l.nixTimeout, "nix-timeout", 0, "time limit of each Nix build (default none)")
+}
+
+// sourceDateEpoch is $SOURCE_DATE_EPOCH when it is a number, else 1.
+func sourceDateEpoch(get func(string) string) int64 {
+	if n, err := strconv.ParseInt(get("SOURCE_DATE_EPOCH"), 10, 64); err == nil {
+		return n
+	}
+	return 1
+}
+
+// defaultCacheDir is $XDG_CACHE_HOME/strata (or the platform's equivalent).
+func defaultCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "strata")
+	}
+	return ""
+}
