@@ -77,3 +77,38 @@ func TestSecondPullFetchesOnlyNewLayers(t *testing.T) {
 	}
 	t.Logf("second pull: %d layers shared with the first, %d fetched", shared, fresh)
 }
+
+// An image's layers and digests do not depend on what the server built
+// before it: built alone, and after 30 other images that share its store
+// paths, it is the same image.
+func TestDeterministicWhateverWasBuiltBefore(t *testing.T) {
+	target := "shell/bigapp/hello"
+	alone := startServer(t, serverOpts{})
+	want, _, _ := manifestDigest(t, alone.Addr, target, "latest")
+
+	busy := startServer(t, serverOpts{})
+	pkgs := []string{"hello", "bigapp", "libfoo", "libbar", "zlib", "glibc", "iana-etc", "cacert",
+		"python3", "python3packages.numpy", "python3packages.requests", "gnumake", "sdl2", "busybox"}
+	var names []string
+	for i := 0; i < len(pkgs) && len(names) < 30; i++ {
+		names = append(names, pkgs[i], "shell/"+pkgs[i])
+		if j := i + 1; j < len(pkgs) {
+			names = append(names, pkgs[i]+"/"+pkgs[j])
+		}
+	}
+	names = names[:30]
+	for _, n := range names {
+		if n == target {
+			t.Fatalf("the 30 others include the target")
+		}
+		manifestDigest(t, busy.Addr, n, "latest")
+	}
+	got, _, _ := manifestDigest(t, busy.Addr, target, "latest")
+	if got != want {
+		t.Fatalf("%s is %s after 30 other builds and %s alone", target, got, want)
+	}
+	a, b := layerDigests(t, alone, target), layerDigests(t, busy, target)
+	if strings.Join(a, ",") != strings.Join(b, ",") {
+		t.Fatalf("layers differ:\nalone %v\nafter %v", a, b)
+	}
+}

@@ -73,6 +73,12 @@ func TestMultiArchIndex(t *testing.T) {
 		t.Fatalf("index digests differ across servers: %s %s", d1, d2)
 	}
 
+	// A client that accepts only Docker schema 2 gets a Docker manifest list.
+	if _, ct, body := manifestDigest(t, a.Addr, "shell/hello", "latest",
+		"application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json"); ct != "application/vnd.docker.distribution.manifest.list.v2+json" || !strings.Contains(string(body), `"arm64"`) {
+		t.Fatalf("docker-only client got %s: %s", ct, body)
+	}
+
 	// podman on this x86_64 machine picks and runs the amd64 image.
 	p := newPodman(t)
 	out := p.must(5*time.Minute, "run", "--rm", "--tls-verify=false", a.Addr+"/shell/hello", "hello")
