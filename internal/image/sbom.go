@@ -368,8 +368,6 @@ func spdxIDString(s string) bool {
 	return true
 }
 
-const nixBase32Alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
-
 // NarHashHex returns the hex digest of a Nix hash "sha256:<digest>" whose
 // digest is Nix base32 (52 characters, as Nix prints NAR hashes) or hex
 // (64 characters), like `nix-hash --type sha256 --to-base16`.
@@ -385,43 +383,11 @@ func NarHashHex(h string) (string, error) {
 		}
 		return strings.ToLower(v), nil
 	case 52:
-		b, err := NixBase32Decode(v)
+		b, err := closure.DecodeBase32(v)
 		if err != nil {
 			return "", fmt.Errorf("nar hash %q: %w", h, err)
 		}
 		return hex.EncodeToString(b), nil
 	}
 	return "", fmt.Errorf("nar hash %q: a sha256 digest has 52 base32 or 64 hex characters", h)
-}
-
-// NixBase32Decode decodes Nix's base-32 encoding: the alphabet
-// 0-9a-z without e, o, u and t, the last character holding the least
-// significant five bits, bits packed from the first byte's least
-// significant bit. The length in bytes is len(s)*5/8; bits beyond it must
-// be zero.
-func NixBase32Decode(s string) ([]byte, error) {
-	size := len(s) * 5 / 8
-	out := make([]byte, size)
-	for n := 0; n < len(s); n++ {
-		c := s[len(s)-n-1]
-		d := strings.IndexByte(nixBase32Alphabet, c)
-		if d < 0 {
-			return nil, fmt.Errorf("nix base32: invalid character %q", c)
-		}
-		bit := n * 5
-		i, j := bit/8, uint(bit%8)
-		if i >= size {
-			if d != 0 {
-				return nil, errors.New("nix base32: excess bits are not zero")
-			}
-			continue
-		}
-		out[i] |= byte(d << j)
-		if hi := byte(d >> (8 - j)); i+1 < size {
-			out[i+1] |= hi
-		} else if hi != 0 {
-			return nil, errors.New("nix base32: excess bits are not zero")
-		}
-	}
-	return out, nil
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"strata/internal/closure"
 )
 
 // CorpusSeed is the seed of the checked-in corpus testdata/corpus/nixpkgs.json.
@@ -126,7 +128,7 @@ func GenerateCorpus(seed uint64) *Corpus {
 			sort.Strings(refs)
 			name := p.name + "-" + version(i)
 			h := sha256.Sum256([]byte(salt + "\x00" + name + "\x00" + strings.Join(refs, "\x00")))
-			paths[i] = "/nix/store/" + nixBase32(h[:20]) + "-" + name
+			paths[i] = "/nix/store/" + closure.EncodeBase32(h[:20]) + "-" + name
 			c.Paths[paths[i]] = CorpusPath{NarSize: size(i), References: refs}
 		}
 		return paths
@@ -201,24 +203,6 @@ func bumpVersion(v string) string {
 	}
 	n, _ := strconv.Atoi(v[i:])
 	return v[:i] + strconv.Itoa(n+1)
-}
-
-// nixBase32 encodes b with Nix's base-32 alphabet (the hash part of a store
-// path is 20 bytes, 32 characters).
-func nixBase32(b []byte) string {
-	const alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
-	n := (len(b)*8 + 4) / 5
-	out := make([]byte, n)
-	for i := 0; i < n; i++ {
-		bit := (n - 1 - i) * 5
-		j, k := bit/8, bit%8
-		c := int(b[j]) >> k
-		if j+1 < len(b) {
-			c |= int(b[j+1]) << (8 - k)
-		}
-		out[i] = alphabet[c&0x1f]
-	}
-	return string(out)
 }
 
 // splitmix is SplitMix64: a tiny generator whose output is fixed forever, so

@@ -193,7 +193,7 @@ func normaliseHash(s string) string {
 			}
 			raw = b
 		case 52:
-			b, err := nixBase32Decode(v)
+			b, err := closure.DecodeBase32(v)
 			if err != nil {
 				return s
 			}
@@ -213,48 +213,7 @@ func normaliseHash(s string) string {
 	if len(raw) != 32 {
 		return s
 	}
-	return "sha256:" + nixBase32Encode(raw)
-}
-
-const nixBase32Chars = "0123456789abcdfghijklmnpqrsvwxyz"
-
-// nixBase32Encode is Nix's base-32 encoding (least significant bits
-// first, printed from the end).
-func nixBase32Encode(b []byte) string {
-	n := (len(b)*8-1)/5 + 1
-	out := make([]byte, n)
-	for i := n - 1; i >= 0; i-- {
-		bit := i * 5
-		j, k := bit/8, uint(bit%8)
-		c := b[j] >> k
-		if j+1 < len(b) {
-			c |= b[j+1] << (8 - k)
-		}
-		out[n-1-i] = nixBase32Chars[c&0x1f]
-	}
-	return string(out)
-}
-
-// nixBase32Decode decodes a 52-character nix base32 sha256 hash.
-func nixBase32Decode(s string) ([]byte, error) {
-	size := len(s) * 5 / 8
-	out := make([]byte, size)
-	for n := 0; n < len(s); n++ {
-		c := s[len(s)-n-1]
-		d := strings.IndexByte(nixBase32Chars, c)
-		if d < 0 {
-			return nil, fmt.Errorf("invalid nix base32 character %q", c)
-		}
-		bit := n * 5
-		i, j := bit/8, uint(bit%8)
-		out[i] |= byte(d << j)
-		if i+1 < size {
-			out[i+1] |= byte(d >> (8 - j))
-		} else if d>>(8-j) != 0 {
-			return nil, errors.New("invalid nix base32 hash")
-		}
-	}
-	return out, nil
+	return "sha256:" + closure.EncodeBase32(raw)
 }
 
 // parseDumpDB parses `nix-store --dump-db PATHS` output (the registration

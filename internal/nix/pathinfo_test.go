@@ -112,7 +112,7 @@ func TestNormaliseHash(t *testing.T) {
 			t.Errorf("normaliseHash(%q) = %q, want it unchanged", in, got)
 		}
 	}
-	raw, err := nixBase32Decode(bbBase32[len("sha256:"):])
+	raw, err := closure.DecodeBase32(bbBase32[len("sha256:"):])
 	if err != nil || fmt.Sprintf("%x", raw) != bbHex {
 		t.Errorf("decode = %x, %v", raw, err)
 	}
