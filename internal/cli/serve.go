@@ -35,6 +35,7 @@ type serveOptions struct {
 	pkgsPath    string
 	channel     string
 	pkgsRepo    string
+	flake       string
 	storage     string
 	storagePath string
 	nixTimeout  time.Duration
@@ -106,6 +107,7 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.StringVar(&o.pkgsPath, "pkgs-path", get("NIXERY_PKGS_PATH"), "package set at a local path (NIXERY_PKGS_PATH)")
 	f.StringVar(&o.channel, "channel", get("NIXERY_CHANNEL"), "nixpkgs channel or commit (NIXERY_CHANNEL)")
 	f.StringVar(&o.pkgsRepo, "pkgs-repo", get("NIXERY_PKGS_REPO"), "package set in a git repository; the image tag selects a ref (NIXERY_PKGS_REPO)")
+	f.StringVar(&o.flake, "flake", "", "package set: a flake reference whose legacyPackages (else packages) are used, e.g. github:NixOS/nixpkgs/nixos-unstable or git+file:///src")
 	f.StringVar(&o.storage, "storage", backend, "storage backend: filesystem or s3 (NIXERY_STORAGE_BACKEND)")
 	f.StringVar(&o.storagePath, "storage-path", get("STORAGE_PATH"), "directory of the filesystem storage (STORAGE_PATH)")
 	f.DurationVar(&o.nixTimeout, "nix-timeout", timeout, "time limit of one Nix build (NIX_TIMEOUT, in seconds)")
@@ -195,8 +197,8 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if o.compression != "gzip" && o.compression != "zstd" {
 		return fmt.Errorf("--compression %q: use gzip or zstd", o.compression)
 	}
-	if o.pkgsPath == "" && o.channel == "" && o.pkgsRepo == "" {
-		return errors.New("no package source: set --pkgs-path, --pkgs-repo or --channel (or NIXERY_PKGS_PATH, NIXERY_PKGS_REPO, NIXERY_CHANNEL)")
+	if o.pkgsPath == "" && o.channel == "" && o.pkgsRepo == "" && o.flake == "" {
+		return errors.New("no package source: set --pkgs-path, --pkgs-repo, --channel or --flake (or NIXERY_PKGS_PATH, NIXERY_PKGS_REPO, NIXERY_CHANNEL)")
 	}
 	plats, err := parsePlatforms(o.platforms)
 	if err != nil {
@@ -217,7 +219,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		return fmt.Errorf("--strategy: %w", err)
 	}
 	drv, err := nix.New(nix.Config{
-		PkgsPath: o.pkgsPath, Channel: o.channel, PkgsRepo: o.pkgsRepo,
+		PkgsPath: o.pkgsPath, Channel: o.channel, PkgsRepo: o.pkgsRepo, Flake: o.flake,
 		Timeout: o.nixTimeout, Builders: o.builders, Log: env.Log,
 	})
 	if err != nil {
