@@ -9,15 +9,21 @@ LDFLAGS := -X strata/internal/cli.Version=$(VERSION)
 RUN_ADDR ?= 127.0.0.1:5000
 RUN_STORAGE ?= $(CURDIR)/.cache/storage
 
-.PHONY: all deps build run test lint unit e2e conformance bench clean
+.PHONY: all deps build image run test lint bench clean
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
 
+# A static binary (no cgo), so it also runs in strata's own image.
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/strata
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/strata
+
+# strata's own container image, built by strata (examples/strata-image).
+image: build
+	$(BIN) build --pkgs-path $(CURDIR)/testdata/pkgs -f examples/strata-image/image.nix \
+		--output oci:.cache/strata-image --output docker-archive:.cache/strata-image.tar:$(VERSION)
 
 # Start the registry on the bundled offline package set, filesystem storage.
 run: deps build
