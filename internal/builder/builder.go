@@ -101,6 +101,11 @@ type Options struct {
 	// Version is strata's version, named in each SBOM's creators as
 	// "Tool: strata-<Version>" (see sbom.go); default "dev".
 	Version string
+	// FailureTTL is how long a build failure that repeats (an unknown,
+	// unfree or broken package, a Nix build that exits with an error) is
+	// answered from memory instead of building again; see failures.go.
+	// Default 30 seconds; negative: never remembered.
+	FailureTTL time.Duration
 }
 
 // Builder builds images on demand. It is safe for concurrent use.
@@ -110,6 +115,7 @@ type Builder struct {
 	layers singleflight.Group
 	packs  chan struct{}
 	recent *Recent
+	failed failures
 }
 
 // New returns a Builder.
@@ -147,7 +153,11 @@ func New(opts Options) (*Builder, error) {
 	ps := append([]Platform(nil), opts.Platforms...)
 	sort.Slice(ps, func(i, j int) bool { return platformLess(ps[i].Platform, ps[j].Platform) })
 	opts.Platforms = ps
-	return &Builder{opts: opts, packs: make(chan struct{}, opts.Jobs), recent: NewRecent(50)}, nil
+	if opts.FailureTTL == 0 {
+		opts.FailureTTL = 30 * time.Second
+	}
+	return &Builder{opts: opts, packs: make(chan struct{}, opts.Jobs), recent: NewRecent(50),
+		failed: failures{ttl: opts.FailureTTL}}, nil
 }
 
 // Recent returns the record of recent builds.
@@ -249,6 +259,9 @@ func (b *Builder) run(ctx context.Context, key, rev string, req Request) (Result
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return Result{}, err
 	}
+	if err := b.failed.get(key); err != nil {
+		return Result{}, err
+	}
 	ch := b.images.DoChan(key, func() (any, error) {
 		// The build outlives any one request: others may be waiting on it.
 		// Nix's own timeout bounds it.
@@ -274,6 +287,7 @@ func (b *Builder) run(ctx context.Context, key, rev string, req Request) (Result
 		b.observer().BuildFinished(time.Since(start), err)
 		if err != nil {
 			b.opts.Log.Error("build failed", "image", req.Name, "ref", req.Ref, "err", err, "nixLog", nixLogTail(err))
+			b.failed.put(key, err)
 			return Result{}, err
 		}
 		if err := b.saveResult(bctx, key, r); err != nil {

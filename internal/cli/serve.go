@@ -62,6 +62,7 @@ type serveOptions struct {
 	deleteUntagged bool
 
 	readyInterval time.Duration
+	failureTTL    time.Duration
 
 	s3 storageOptions
 }
@@ -132,6 +133,7 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.DurationVar(&o.uploadMaxAge, "gc-upload-max-age", 24*time.Hour, "garbage collection removes uploads idle for longer than this")
 	f.BoolVar(&o.deleteUntagged, "gc-delete-untagged", true, "garbage collection removes pushed manifests no tag reaches (after the grace period)")
 	f.DurationVar(&o.readyInterval, "ready-interval", 30*time.Second, "how often /readyz re-checks that the package set evaluates (the storage check runs at most every 2s)")
+	f.DurationVar(&o.failureTTL, "failed-build-ttl", 30*time.Second, "answer a build failure that would repeat (unknown, unfree or broken package, Nix build error) from memory for this long, so client retries do not rebuild; timeouts are never remembered (0: never)")
 	addStorageFlags(f, env, &o.s3)
 	return cmd
 }
@@ -230,6 +232,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		Nix: drv, Store: store, Strategy: strat, MaxLayers: o.maxLayers,
 		Platforms: plats, MTime: time.Unix(o.epoch, 0), Compression: compressionOf(o.compression), Log: env.Log,
 		Observer: met, LeaseWait: 2*o.nixTimeout + 5*time.Minute, Version: Version,
+		FailureTTL: failureTTL(o.failureTTL),
 	})
 	if err != nil {
 		return err
@@ -398,3 +401,11 @@ func sourceDescription(o *serveOptions) string {
 }
 
 func compressionOf(s string) layer.Compression { return layer.Compression(s) }
+
+// failureTTL maps the flag's 0 ("never") to the builder's "never" (-1).
+func failureTTL(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
