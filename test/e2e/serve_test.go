@@ -188,6 +188,23 @@ func TestConcurrentPullsBuildOnce(t *testing.T) {
 	if builds := len(s.logRecords("nix build")); builds != 1 {
 		t.Fatalf("%d Nix builds for %d concurrent pulls of one name, want 1", builds, n)
 	}
+	// HEAD of the built image answers its digest without building again,
+	// and so does a HEAD under another spelling of the same name.
+	for _, n := range []string{name, "bigapp/shell/bigapp"} {
+		req, _ := http.NewRequest("HEAD", "http://"+s.Addr+"/v2/"+n+"/manifests/latest", nil)
+		req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Docker-Content-Digest") != digests[0] || resp.ContentLength <= 0 {
+			t.Fatalf("HEAD %s: %d, digest %q, length %d", n, resp.StatusCode, resp.Header.Get("Docker-Content-Digest"), resp.ContentLength)
+		}
+	}
+	if builds := len(s.logRecords("nix build")); builds != 1 {
+		t.Fatalf("HEAD of a built image ran a Nix build (%d in all)", builds)
+	}
 }
 
 // rawGet sends the path exactly as given; Go's client would clean "..".
