@@ -99,25 +99,6 @@ func (d *Driver) evalDescription(ctx context.Context, what, expr string) (*Evalu
 	return &Evaluated{Value: out.Value, Inputs: out.Inputs}, nil
 }
 
-// evalWith is eval with extra leading arguments.
-func (d *Driver) evalWith(ctx context.Context, what, expr string, extra []string, v any) error {
-	args := append(append([]string(nil), extra...), "--eval", "--strict", "--json", "--read-write-mode")
-	args = append(args, d.commonArgs()...)
-	args = append(args, "-E", expr)
-	out, tail, err := d.run(ctx, "nix-instantiate", args, "")
-	if err != nil {
-		var pe *procError
-		if errors.As(err, &pe) && (pe.timedOut || pe.canceled) {
-			return fmt.Errorf("nix: %s: %w", what, pe.err)
-		}
-		return &EvalError{What: what, Log: strings.Join(tail, "\n"), Err: err}
-	}
-	if err := json.Unmarshal(out, v); err != nil {
-		return fmt.Errorf("nix: %s: decode nix-instantiate output: %w", what, err)
-	}
-	return nil
-}
-
 // attrSelect turns "a.b" into `.a.b` with quoted segments.
 func attrSelect(attr string) (string, error) {
 	if attr == "" {

@@ -281,7 +281,12 @@ in if builtins.isList s && builtins.all builtins.isString s then s else null
 // eval runs nix-instantiate --eval --strict --json on expr and decodes its
 // output into v.
 func (d *Driver) eval(ctx context.Context, what, expr string, v any) error {
-	args := []string{"--eval", "--strict", "--json", "--read-write-mode"}
+	return d.evalWith(ctx, what, expr, nil, v)
+}
+
+// evalWith is eval with extra leading arguments.
+func (d *Driver) evalWith(ctx context.Context, what, expr string, extra []string, v any) error {
+	args := append(append([]string(nil), extra...), "--eval", "--strict", "--json", "--read-write-mode")
 	args = append(args, d.commonArgs()...)
 	args = append(args, "-E", expr)
 	out, tail, err := d.run(ctx, "nix-instantiate", args, "")
