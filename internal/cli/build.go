@@ -171,11 +171,11 @@ func runBuild(ctx context.Context, env *Env, o *buildOptions, args []string) err
 		}
 	}
 
-	cfg := nix.Config{PkgsPath: o.pkgsPath, Channel: o.channel, Flake: o.flake, Timeout: o.nixTimeout, Log: quietLog(env, o.verbose)}
+	cfg := o.nixConfig(quietLog(env, o.verbose))
 	withPkgs := true
-	if o.pkgsPath == "" && o.channel == "" && o.flake == "" {
+	if !o.hasSource() {
 		if !nixFile {
-			return errors.New("no package source: set --pkgs-path, --channel or --flake (or NIXERY_PKGS_PATH, NIXERY_CHANNEL)")
+			return errNoSource
 		}
 		// A Nix description brings its own packages.
 		cfg.PkgsPath = o.file

@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"strata/internal/nix"
 )
 
 // localBuild holds the flags of the subcommands that build on this machine
@@ -30,6 +34,19 @@ func (l *localBuild) addFlags(f *pflag.FlagSet, get func(string) string) {
 	f.StringVar(&l.cacheDir, "cache-dir", defaultCacheDir(), "local cache of layers and images (a filesystem store)")
 	f.Int64Var(&l.epoch, "source-date-epoch", sourceDateEpoch(get), "modification time of every file in the layers (SOURCE_DATE_EPOCH, default 1)")
 	f.DurationVar(&l.nixTimeout, "nix-timeout", 0, "time limit of each Nix build (default none)")
+}
+
+// errNoSource is the error of a local build without a package set.
+var errNoSource = errors.New("no package source: set --pkgs-path, --channel or --flake (or NIXERY_PKGS_PATH, NIXERY_CHANNEL)")
+
+// hasSource reports whether a package set was given.
+func (l *localBuild) hasSource() bool {
+	return l.pkgsPath != "" || l.channel != "" || l.flake != ""
+}
+
+// nixConfig is the Nix driver's configuration for the flags.
+func (l *localBuild) nixConfig(log *slog.Logger) nix.Config {
+	return nix.Config{PkgsPath: l.pkgsPath, Channel: l.channel, Flake: l.flake, Timeout: l.nixTimeout, Log: log}
 }
 
 // sourceDateEpoch is $SOURCE_DATE_EPOCH when it is a number, else 1.

@@ -255,13 +255,13 @@ func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buil
 	if len(desc.Packages) == 0 && len(desc.Layers) == 0 {
 		return nil, nil, fmt.Errorf("%s: nothing to build: the description names no packages or layers", desc.File())
 	}
-	if o.pkgsPath == "" && o.channel == "" && o.flake == "" {
-		return nil, nil, errors.New("no package source: set --pkgs-path, --channel or --flake (or NIXERY_PKGS_PATH, NIXERY_CHANNEL)")
+	if !o.hasSource() {
+		return nil, nil, errNoSource
 	}
 	if o.cacheDir == "" {
 		return nil, nil, errors.New("no cache directory: set --cache-dir")
 	}
-	drv, err := nix.New(nix.Config{PkgsPath: o.pkgsPath, Channel: o.channel, Flake: o.flake, Timeout: o.nixTimeout, Log: quietLog(env, o.verbose)})
+	drv, err := nix.New(o.nixConfig(quietLog(env, o.verbose)))
 	if err != nil {
 		return nil, nil, err
 	}
