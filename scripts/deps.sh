@@ -55,9 +55,9 @@ gobin=$(go env GOPATH)/bin
 goinst() { # name module@version
   [ -x "$gobin/$1" ] || { echo "deps: go install $2" >&2; go install "$2"; }
 }
-goinst crane github.com/google/go-containerregistry/cmd/crane@v0.20.6
-goinst regctl github.com/regclient/regclient/cmd/regctl@v0.9.2
-goinst staticcheck honnef.co/go/tools/cmd/staticcheck@2025.1.1
+goinst crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
+goinst regctl github.com/regclient/regclient/cmd/regctl@v0.11.7
+goinst staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # MinIO, for the object-storage tests (scripts/minio.sh pins the version).
 [ -x scripts/minio.sh ] && bash scripts/minio.sh
