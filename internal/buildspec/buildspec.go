@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -116,11 +118,14 @@ type Group struct {
 type File struct {
 	Path    string  `yaml:"path"`
 	Content *string `yaml:"content"`
-	Dir     bool    `yaml:"dir"`
-	Symlink string  `yaml:"symlink"`
-	Mode    Mode    `yaml:"mode"`
-	UID     int     `yaml:"uid"`
-	GID     int     `yaml:"gid"`
+	// Source is a file whose bytes become Content, relative to the
+	// description's directory (read when the description is parsed).
+	Source  string `yaml:"source"`
+	Dir     bool   `yaml:"dir"`
+	Symlink string `yaml:"symlink"`
+	Mode    Mode   `yaml:"mode"`
+	UID     int    `yaml:"uid"`
+	GID     int    `yaml:"gid"`
 }
 
 // Mode is a file mode written in octal ("0644", "1777", 0755); 0 means
@@ -582,6 +587,9 @@ func (d *Description) Check() error {
 		if f.Content != nil {
 			kinds++
 		}
+		if f.Source != "" {
+			kinds++
+		}
 		if f.Dir {
 			kinds++
 		}
@@ -589,7 +597,11 @@ func (d *Description) Check() error {
 			kinds++
 		}
 		if kinds > 1 {
-			add(d.at("a file has one of content, dir and symlink", "files", i))
+			add(d.at("a file has one of content, source, dir and symlink", "files", i))
+		} else if f.Source != "" {
+			if e := d.readSource(i); e != nil {
+				add(e)
+			}
 		}
 		if f.UID < 0 || f.GID < 0 {
 			add(d.at("ids are 0 or more", "files", i))
@@ -609,6 +621,24 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// readSource reads files[i].source, relative to the description's
+// directory, into its Content.
+func (d *Description) readSource(i int) *Error {
+	f := &d.Files[i]
+	p := f.Source
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(filepath.Dir(d.file), p)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return d.at(fmt.Sprintf("source %q: %v; the path is relative to the description's directory", f.Source, err), "files", i, "source")
+	}
+	s := string(b)
+	f.Content = &s
+	f.Source = ""
+	return nil
 }
 
 // Request turns the description into a build request.

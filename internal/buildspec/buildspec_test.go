@@ -3,6 +3,8 @@ package buildspec
 import (
 	"encoding/json"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -142,4 +144,27 @@ func FuzzParse(f *testing.F) {
 			_ = d.Request()
 		}
 	})
+}
+
+func TestFileSource(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte("print('hi')\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc := "files:\n  - {path: /app/app.py, source: app.py, mode: \"0644\"}\n"
+	d, err := Parse(filepath.Join(dir, "image.yaml"), []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(d.Request().Files[0].Content); got != "print('hi')\n" {
+		t.Errorf("content %q, want the source file's", got)
+	}
+	_, err = Parse(filepath.Join(dir, "image.yaml"), []byte("files:\n  - path: /x\n    source: missing.py\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 3: files[0].source") || !strings.Contains(err.Error(), "missing.py") {
+		t.Errorf("missing source: error %v, want its line and name", err)
+	}
+	_, err = Parse(filepath.Join(dir, "image.yaml"), []byte("files:\n  - {path: /x, source: app.py, content: x}\n"))
+	if err == nil || !strings.Contains(err.Error(), "one of content, source") {
+		t.Errorf("content and source: error %v", err)
+	}
 }
