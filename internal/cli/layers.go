@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"strata/internal/layering"
+	"strata/internal/layering/eval"
 )
 
 func init() {
@@ -40,7 +41,7 @@ else from NIX_POPULARITY_URL, else it is computed from the corpus's package set.
 				if err != nil {
 					return fmt.Errorf("layers: %w", err)
 				}
-				c, err := layering.ParseCorpus(data)
+				c, err := eval.ParseCorpus(data)
 				if err != nil {
 					return err
 				}
@@ -59,7 +60,7 @@ else from NIX_POPULARITY_URL, else it is computed from the corpus's package set.
 				if err != nil {
 					return err
 				}
-				r := layering.Evaluate(c, s, budget)
+				r := eval.Evaluate(c, s, budget)
 				if len(r.Problems) > 0 {
 					return fmt.Errorf("layers: strategy %s broke its contract: %s", s.Name(), strings.Join(r.Problems, "; "))
 				}

@@ -61,7 +61,7 @@
 // # Measurements
 //
 // On testdata/corpus/nixpkgs.json (341 paths, 51 images from 5 to 158 paths,
-// see GenerateCorpus for its assumptions; "updated" bumps six packages), with
+// see eval.GenerateCorpus for its assumptions; "updated" bumps six packages), with
 // popularity computed from the corpus's package set, efficiency =
 // idealBytes/storedBytes (1 is perfect sharing) and update cost =
 // updateNewBytes/updateChangedBytes (1 is perfect):
@@ -81,7 +81,7 @@
 // strata uses at most 86 layers at budget 100 (the baselines 95–100)
 // because tiny paths share layers. Reproduce with
 //
-//	go test -run XXX -bench . ./internal/layering/
+//	go test -run XXX -bench . ./internal/layering/eval/
 //
 // and, for one strategy and budget, with
 //

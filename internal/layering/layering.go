@@ -155,3 +155,40 @@ func referrers(g *closure.Graph) map[string]int {
 	}
 	return n
 }
+
+// CheckGroups reports how groups break the contract of Strategy.Layers for
+// the closure g and a budget of groups: missing or duplicated paths, paths
+// not in g, unsorted or empty groups, too many groups.
+func CheckGroups(g *closure.Graph, groups []Group, budget int) []string {
+	var out []string
+	if budget < 1 {
+		budget = 1
+	}
+	if len(groups) > budget {
+		out = append(out, fmt.Sprintf("%d groups for a budget of %d", len(groups), budget))
+	}
+	seen := make(map[string]bool, len(g.Paths))
+	for i, gr := range groups {
+		if len(gr.Paths) == 0 {
+			out = append(out, fmt.Sprintf("group %d is empty", i))
+		}
+		if !sort.StringsAreSorted(gr.Paths) {
+			out = append(out, fmt.Sprintf("group %d is not sorted", i))
+		}
+		for _, p := range gr.Paths {
+			if _, ok := g.Paths[p]; !ok {
+				out = append(out, fmt.Sprintf("group %d holds %s, which is not in the closure", i, p))
+			}
+			if seen[p] {
+				out = append(out, fmt.Sprintf("%s is in more than one group", p))
+			}
+			seen[p] = true
+		}
+	}
+	for p := range g.Paths {
+		if !seen[p] {
+			out = append(out, fmt.Sprintf("%s is in no group", p))
+		}
+	}
+	return out
+}

@@ -1,4 +1,4 @@
-package layering
+package eval
 
 import (
 	"bytes"
@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"strata/internal/layering"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/corpus/nixpkgs.json from GenerateCorpus")
 
-const corpusFile = "../../testdata/corpus/nixpkgs.json"
+const corpusFile = "../../../testdata/corpus/nixpkgs.json"
 
 // MarshalCorpus is the checked-in form of a corpus: indented JSON with
 // sorted keys and a final newline.
@@ -38,10 +40,10 @@ func TestCorpusGolden(t *testing.T) {
 	}
 	got, err := os.ReadFile(corpusFile)
 	if err != nil {
-		t.Fatalf("%v (run: go test ./internal/layering -run TestCorpusGolden -update-corpus)", err)
+		t.Fatalf("%v (run: go test ./internal/layering/eval -run TestCorpusGolden -update-corpus)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs from GenerateCorpus(%d); run: go test ./internal/layering -run TestCorpusGolden -update-corpus", corpusFile, CorpusSeed)
+		t.Fatalf("%s differs from GenerateCorpus(%d); run: go test ./internal/layering/eval -run TestCorpusGolden -update-corpus", corpusFile, CorpusSeed)
 	}
 	c, err := ParseCorpus(got)
 	if err != nil {
@@ -109,8 +111,8 @@ func FuzzParseCorpus(f *testing.F) {
 		}
 		// A corpus that parses can be evaluated without panicking and
 		// every strategy honours its contract on it.
-		for _, name := range Names() {
-			s, err := New(name, c.Popularity())
+		for _, name := range layering.Names() {
+			s, err := layering.New(name, c.Popularity())
 			if err != nil {
 				t.Fatal(err)
 			}

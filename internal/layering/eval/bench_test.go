@@ -1,4 +1,4 @@
-package layering
+package eval
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"strata/internal/layering"
 )
 
 var benchTable sync.Once
@@ -22,10 +24,10 @@ func BenchmarkLayering(b *testing.B) {
 	pop := c.Popularity()
 	budgets := []int{100, 20}
 	reports := make(map[string]map[int]Report)
-	for _, name := range Names() {
+	for _, name := range layering.Names() {
 		reports[name] = make(map[int]Report)
 		for _, budget := range budgets {
-			s, err := New(name, pop)
+			s, err := layering.New(name, pop)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -50,7 +52,7 @@ func printTable(reports map[string]map[int]Report, budgets []int) {
 	fmt.Fprintf(&sb, "%-14s %6s %10s %11s %9s %14s %15s\n", "strategy", "budget", "efficiency", "update cost", "maxLayers", "strata/eff ×", "cost/strata ×")
 	for _, budget := range budgets {
 		st := reports["strata"][budget].Summary
-		for _, name := range Names() {
+		for _, name := range layering.Names() {
 			s := reports[name][budget].Summary
 			fmt.Fprintf(&sb, "%-14s %6d %10.3f %11.3f %9d %14.2f %15.2f\n", name, budget, s.Efficiency, *s.UpdateCost, s.MaxLayers,
 				st.Efficiency/s.Efficiency, *s.UpdateCost / *st.UpdateCost)

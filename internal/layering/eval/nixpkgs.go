@@ -1,4 +1,4 @@
-package layering
+package eval
 
 import (
 	"crypto/sha256"
@@ -48,7 +48,7 @@ func GenerateCorpus(seed uint64) *Corpus {
 	byName := make(map[string]int)
 	add := func(name, version string, size float64, deps []string) {
 		if _, dup := byName[name]; dup {
-			panic("layering: corpus table lists " + name + " twice")
+			panic("corpus table lists " + name + " twice")
 		}
 		byName[name] = len(pkgs)
 		pkgs = append(pkgs, pkg{name, version, size, deps})
@@ -61,11 +61,11 @@ func GenerateCorpus(seed uint64) *Corpus {
 		head, deps, _ := strings.Cut(line, ":")
 		f := strings.Fields(head)
 		if len(f) != 3 {
-			panic("layering: bad corpus table line: " + line)
+			panic("eval: bad corpus table line: " + line)
 		}
 		size, err := strconv.ParseFloat(f[2], 64)
 		if err != nil {
-			panic("layering: bad size in corpus table line: " + line)
+			panic("eval: bad size in corpus table line: " + line)
 		}
 		add(f[0], f[1], size, strings.Fields(deps))
 	}
@@ -91,7 +91,7 @@ func GenerateCorpus(seed uint64) *Corpus {
 	visit = func(i int) {
 		switch state[i] {
 		case 1:
-			panic("layering: corpus table has a cycle through " + pkgs[i].name)
+			panic("corpus table has a cycle through " + pkgs[i].name)
 		case 2:
 			return
 		}
@@ -99,7 +99,7 @@ func GenerateCorpus(seed uint64) *Corpus {
 		for _, d := range pkgs[i].deps {
 			j, ok := byName[d]
 			if !ok {
-				panic("layering: corpus table: " + pkgs[i].name + " refers to unknown " + d)
+				panic("corpus table: " + pkgs[i].name + " refers to unknown " + d)
 			}
 			visit(j)
 		}
@@ -171,7 +171,7 @@ func GenerateCorpus(seed uint64) *Corpus {
 		for _, n := range strings.Fields(pk) {
 			i, ok := byName[n]
 			if !ok {
-				panic("layering: corpus image " + name + " asks for unknown package " + n)
+				panic("corpus image " + name + " asks for unknown package " + n)
 			}
 			im.Roots = append(im.Roots, before[i])
 		}
