@@ -113,7 +113,7 @@ func Handler(o Options) http.Handler {
 			}
 			if rec.Err != nil {
 				d.Failed++
-				b.Error = rec.Err.Error()
+				b.Error = failureMessage(rec.Err, d.Host, rec.Name, b.Ref)
 				b.Log = lastLines(nixLog(rec.Err), o.LogLines)
 			}
 			d.Builds = append(d.Builds, b)
@@ -139,6 +139,19 @@ func Handler(o Options) http.Handler {
 // or through a proxy that says so.
 func secure(r *http.Request) bool {
 	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// failureMessage is a failed build's error as a client of this host would
+// see it: a renamed package comes with the pull command of the image with
+// its replacement (an error with MessageFor, as the registry answers).
+func failureMessage(err error, host, name, ref string) string {
+	var af interface {
+		MessageFor(host, repo, ref string) string
+	}
+	if errors.As(err, &af) {
+		return af.MessageFor(host, name, ref)
+	}
+	return err.Error()
 }
 
 // nixLog is the end of the Nix output carried by err, if any.

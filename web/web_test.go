@@ -98,3 +98,21 @@ func TestEmptyPage(t *testing.T) {
 		t.Error("empty, versioned page text missing")
 	}
 }
+
+func TestPageRenamedPackage(t *testing.T) {
+	r := builder.NewRecent(10)
+	r.Add(builder.Record{Name: "shell/mysql", Ref: "latest", Time: time.Now(), Err: fmt.Errorf("linux/amd64: %w", &nix.UnknownPackagesError{
+		Packages: []nix.UnknownPackage{{Name: "mysql", Replacement: "mariadb", Message: "'mysql' has been renamed to/replaced by 'mariadb'"}}})})
+	r.Add(builder.Record{Name: "oldtool", Ref: "latest", Time: time.Now(), Err: &nix.UnknownPackagesError{
+		Packages: []nix.UnknownPackage{{Name: "oldtool", Message: "'oldtool' has been removed from nixpkgs, as it was unmaintained"}}}})
+	h := Handler(Options{Builder: fakeBuilds{r}})
+	body := serve(t, h, "GET", "/", nil).Body.String()
+	for _, want := range []string{
+		"mysql was renamed to mariadb: pull registry.example:5000/shell/mariadb",
+		"&#39;oldtool&#39; has been removed from nixpkgs, as it was unmaintained",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}

@@ -322,6 +322,12 @@ func explainBuildError(d *buildspec.Description, err error) error {
 		var parts []string
 		for _, p := range u.Packages {
 			s := fmt.Sprintf("unknown package %q", p.Name)
+			switch p.Cause() {
+			case nix.CauseRenamed:
+				s = fmt.Sprintf("%s: use %q instead", p.Describe(), p.Replacement)
+			case nix.CauseRemoved, nix.CauseEvalFailed:
+				s = p.Describe()
+			}
 			if l := d.LineOfPackage(p.Name); l > 0 {
 				s = fmt.Sprintf("%s: line %d: %s", d.File(), l, s)
 			}

@@ -46,6 +46,9 @@ var methods = [...]string{
 // Failure kinds, the values of the kind label of strata_builds_failed_total.
 const (
 	FailureUnknownPackage = "unknown_package"
+	FailureRenamed        = "renamed"     // an alias that throws naming the replacement
+	FailureRemoved        = "removed"     // an alias that throws: removed from the set
+	FailureEval           = "eval_failed" // an attribute that throws something else
 	FailureBuild          = "build_failed"
 	FailureTimeout        = "timeout"
 	FailureOther          = "other"
@@ -103,9 +106,9 @@ func New() *Metrics {
 	})
 	m.buildsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "strata_builds_failed_total",
-		Help: "Image builds that failed, by kind: unknown_package, build_failed, timeout, other.",
+		Help: "Image builds that failed, by kind: unknown_package, renamed, removed, eval_failed, build_failed, timeout, other.",
 	}, []string{"kind"})
-	for _, k := range []string{FailureUnknownPackage, FailureBuild, FailureTimeout, FailureOther} {
+	for _, k := range []string{FailureUnknownPackage, FailureRenamed, FailureRemoved, FailureEval, FailureBuild, FailureTimeout, FailureOther} {
 		m.buildsFailed.WithLabelValues(k)
 	}
 	m.buildDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -218,7 +221,9 @@ func (m *Metrics) LayerPacked() { m.layersPacked.Inc() }
 // LayerCached records a layer that was found stored already.
 func (m *Metrics) LayerCached() { m.layersCached.Inc() }
 
-// FailureKind classifies a build error: FailureUnknownPackage for names
+// FailureKind classifies a build error: FailureRenamed, FailureRemoved
+// and FailureEval for attributes that throw (nixpkgs' aliases of renamed
+// and removed packages, and other evaluation failures), FailureUnknownPackage for names
 // the package set does not have (or a tag that selects no revision),
 // FailureTimeout for a build that ran out of time, FailureBuild for a
 // failed Nix build, FailureOther for anything else.
@@ -230,6 +235,16 @@ func FailureKind(err error) string {
 		ref       *nix.UnknownRefError
 		be        *nix.BuildError
 	)
+	if errors.As(err, &unknown) {
+		switch unknown.Cause() {
+		case nix.CauseRenamed:
+			return FailureRenamed
+		case nix.CauseRemoved:
+			return FailureRemoved
+		case nix.CauseEvalFailed:
+			return FailureEval
+		}
+	}
 	switch {
 	case errors.As(err, &unknown), errors.As(err, &ambiguous), errors.As(err, &invalid), errors.As(err, &ref):
 		return FailureUnknownPackage

@@ -88,6 +88,9 @@ func TestFailureKind(t *testing.T) {
 	}{
 		{&nix.UnknownPackagesError{Packages: []nix.UnknownPackage{{Name: "x"}}}, FailureUnknownPackage},
 		{fmt.Errorf("wrapped: %w", &nix.UnknownRefError{Ref: "v9"}), FailureUnknownPackage},
+		{fmt.Errorf("linux/amd64: %w", &nix.UnknownPackagesError{Packages: []nix.UnknownPackage{{Name: "x"}, {Name: "mysql", Replacement: "mariadb"}}}), FailureRenamed},
+		{&nix.UnknownPackagesError{Packages: []nix.UnknownPackage{{Name: "oldtool", Message: "'oldtool' has been removed from nixpkgs"}}}, FailureRemoved},
+		{&nix.UnknownPackagesError{Packages: []nix.UnknownPackage{{Name: "curl", Message: "assertion 'false' failed"}}}, FailureEval},
 		{&nix.BuildError{}, FailureBuild},
 		{&nix.BuildError{Timeout: true}, FailureTimeout},
 		{context.DeadlineExceeded, FailureTimeout},

@@ -40,6 +40,66 @@ type UnknownPackage struct {
 	// Reason says why a name that exists is not a package (e.g. it is a
 	// set of packages); "" for names that do not exist.
 	Reason string `json:"reason,omitempty"`
+	// Replacement is the attribute path that the package set names as the
+	// package's new name, when its attribute is an alias that throws a
+	// rename ("'mysql' has been renamed to/replaced by 'mariadb'"); "" else.
+	Replacement string `json:"replacement,omitempty"`
+	// Message is what the attribute threw when evaluated (first lines,
+	// cleaned), "" when it did not throw or Nix's output held no message.
+	Message string `json:"message,omitempty"`
+}
+
+// Causes of an UnknownPackage, from the most specific.
+const (
+	CauseRenamed    = "renamed"     // an alias that throws naming the replacement
+	CauseRemoved    = "removed"     // an alias that throws saying it was removed
+	CauseEvalFailed = "eval_failed" // an attribute that throws something else
+	CauseUnknown    = "unknown"     // no such attribute, or not a package
+)
+
+// Cause classifies p: CauseRenamed, CauseRemoved, CauseEvalFailed or
+// CauseUnknown.
+func (p UnknownPackage) Cause() string {
+	switch {
+	case p.Replacement != "":
+		return CauseRenamed
+	case p.Message != "" && isRemoval(p.Message):
+		return CauseRemoved
+	case p.Message != "":
+		return CauseEvalFailed
+	}
+	return CauseUnknown
+}
+
+// threw says what the package set threw for p, naming p when the message
+// does not.
+func (p UnknownPackage) threw() string {
+	if strings.Contains(p.Message, p.Name) {
+		return p.Message
+	}
+	return p.Name + ": " + p.Message
+}
+
+// Describe says what is wrong with p in one phrase, without the advice
+// that goes with a list of them: "mysql was renamed to mariadb", "foo:
+// 'foo' has been removed ...", "helo (did you mean "hello"?)".
+func (p UnknownPackage) Describe() string {
+	switch p.Cause() {
+	case CauseRenamed:
+		return p.Name + " was renamed to " + p.Replacement
+	case CauseRemoved, CauseEvalFailed:
+		return p.threw()
+	}
+	s := p.Name
+	switch {
+	case p.Reason != "" && p.Suggestion != "":
+		s += fmt.Sprintf(" (%s; did you mean %q?)", p.Reason, p.Suggestion)
+	case p.Reason != "":
+		s += " (" + p.Reason + ")"
+	case p.Suggestion != "":
+		s += fmt.Sprintf(" (did you mean %q?)", p.Suggestion)
+	}
+	return s
 }
 
 // UnknownPackagesError lists every requested name that matched no package.
@@ -57,20 +117,98 @@ func (e *UnknownPackagesError) Names() []string {
 }
 
 func (e *UnknownPackagesError) Error() string {
-	parts := make([]string, len(e.Packages))
-	for i, p := range e.Packages {
-		s := p.Name
-		switch {
-		case p.Reason != "" && p.Suggestion != "":
-			s += fmt.Sprintf(" (%s; did you mean %q?)", p.Reason, p.Suggestion)
-		case p.Reason != "":
-			s += " (" + p.Reason + ")"
-		case p.Suggestion != "":
-			s += fmt.Sprintf(" (did you mean %q?)", p.Suggestion)
+	var renamed []string
+	for _, p := range e.Packages {
+		if p.Replacement != "" {
+			renamed = append(renamed, p.Replacement)
 		}
-		parts[i] = s
 	}
-	return "unknown package(s): " + strings.Join(parts, ", ")
+	advice := ""
+	if len(renamed) > 0 {
+		advice = ": ask for " + strings.Join(renamed, " and ") + " instead"
+	}
+	return e.message(advice)
+}
+
+// message is the error's text with advice after the renames.
+func (e *UnknownPackagesError) message(advice string) string {
+	var unknown, renamed, threw []string
+	for _, p := range e.Packages {
+		switch p.Cause() {
+		case CauseRenamed:
+			renamed = append(renamed, p.Describe())
+		case CauseRemoved, CauseEvalFailed:
+			threw = append(threw, p.Describe())
+		default:
+			unknown = append(unknown, p.Describe())
+		}
+	}
+	var parts []string
+	if len(renamed) > 0 {
+		parts = append(parts, strings.Join(renamed, ", ")+advice)
+	}
+	parts = append(parts, threw...)
+	if len(unknown) > 0 {
+		parts = append(parts, "unknown package(s): "+strings.Join(unknown, ", "))
+	}
+	return redact(strings.Join(parts, "; "))
+}
+
+// MessageFor is the error's text for a registry client that asked for
+// host/repo:ref: a rename comes with the pull command of the image with
+// the new names ("mysql was renamed to mariadb: pull HOST/shell/mariadb"),
+// the other path components kept. Without a rename, or when a renamed
+// package is not a component of repo (it came from the shell
+// meta-package), it is Error().
+func (e *UnknownPackagesError) MessageFor(host, repo, ref string) string {
+	comps := strings.Split(repo, "/")
+	found := false
+	for _, p := range e.Packages {
+		if p.Replacement == "" {
+			continue
+		}
+		hit := false
+		for i, c := range comps {
+			if strings.EqualFold(c, p.Name) {
+				comps[i] = strings.ToLower(p.Replacement)
+				hit = true
+			}
+		}
+		if !hit {
+			return e.Error()
+		}
+		found = true
+	}
+	if !found || host == "" {
+		return e.Error()
+	}
+	// A replacement may already be in the name: keep each component once.
+	seen := map[string]bool{}
+	kept := comps[:0]
+	for _, c := range comps {
+		if !seen[c] {
+			seen[c] = true
+			kept = append(kept, c)
+		}
+	}
+	image := host + "/" + strings.Join(kept, "/")
+	if ref != "" && ref != "latest" && !strings.Contains(ref, ":") {
+		image += ":" + ref
+	}
+	return e.message(": pull " + image)
+}
+
+// Cause is the most specific cause among the packages: CauseRenamed,
+// CauseRemoved, CauseEvalFailed or CauseUnknown.
+func (e *UnknownPackagesError) Cause() string {
+	rank := map[string]int{CauseUnknown: 0, CauseEvalFailed: 1, CauseRemoved: 2, CauseRenamed: 3}
+	best := CauseUnknown
+	for _, p := range e.Packages {
+		if c := p.Cause(); rank[c] > rank[best] {
+			best = c
+		}
+	}
+	return best
 }
 
 // ErrorCode is the distribution-spec code of the error.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -37,6 +38,7 @@ const resolveExpr = `
 let
   names = %s;
   host = %s;
+  withOut = %s;
   lc = builtins.replaceStrings
     [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ]
     [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
@@ -67,7 +69,7 @@ let
       broken = try ((meta.broken or false) == true) false;
       unsupported = try (builtins.isList plats && plats != [ ]
         && builtins.all builtins.isString plats && !(builtins.elem host plats)) false;
-    };
+    } // (if withOut then { outPath = try (toString v.outPath) ""; } else { });
   lookup = set: path: segs:
     let
       s = builtins.head segs;
@@ -113,6 +115,7 @@ type lookupResult struct {
 	Unfree      bool     `json:"unfree"`
 	Broken      bool     `json:"broken"`
 	Unsupported bool     `json:"unsupported"`
+	OutPath     string   `json:"outPath"` // only when asked for; "" when it throws
 }
 
 // Resolve evaluates (without building) which package each name denotes
@@ -120,8 +123,13 @@ type lookupResult struct {
 // else case-insensitively when that is unambiguous; dotted names walk
 // nested sets. The packages come back in request order, without
 // duplicates. Errors: *InvalidNameError, *UnknownPackagesError (every
-// unknown name, with suggestions), *AmbiguousPackageError, *PackageError
-// (unfree, broken, unsupported), *EvalError.
+// unknown name, with suggestions; for an attribute that throws, such as
+// nixpkgs' aliases of renamed and removed packages, what it threw and the
+// replacement it names, read by one more evaluation of that attribute),
+// *AmbiguousPackageError, *PackageError (unfree, broken, unsupported),
+// *EvalError. A renamed package is never resolved to its replacement: the
+// caller chooses. Warnings the evaluation prints (an alias that still
+// evaluates, lib.warn) are logged.
 func (d *Driver) Resolve(ctx context.Context, ref string, t Target, names []string) ([]Package, error) {
 	if err := checkTarget(t); err != nil {
 		return nil, err
@@ -129,44 +137,9 @@ func (d *Driver) Resolve(ctx context.Context, ref string, t Target, names []stri
 	if len(names) == 0 {
 		return nil, nil
 	}
-	var bad []string
-	segs := make([][]string, len(names))
-	for i, n := range names {
-		s, ok := splitName(n)
-		if !ok {
-			bad = append(bad, n)
-		}
-		segs[i] = s
-	}
-	if len(bad) > 0 {
-		return nil, &InvalidNameError{Names: bad}
-	}
-	src, err := d.source(ctx, ref)
+	src, res, _, err := d.lookup(ctx, ref, t, names, false)
 	if err != nil {
 		return nil, err
-	}
-	var list strings.Builder
-	list.WriteString("[ ")
-	for _, s := range segs {
-		list.WriteString("[ ")
-		for _, p := range s {
-			list.WriteString(nixString(p))
-			list.WriteByte(' ')
-		}
-		list.WriteString("] ")
-	}
-	list.WriteString("]")
-	host := "builtins.currentSystem"
-	if h := t.Host(); h != "" {
-		host = nixString(h)
-	}
-	expr := d.pkgsExpr(src, t) + fmt.Sprintf(resolveExpr, list.String(), host)
-	var res []lookupResult
-	if err := d.eval(ctx, "evaluating the package set", expr, &res); err != nil {
-		return nil, err
-	}
-	if len(res) != len(names) {
-		return nil, fmt.Errorf("nix: resolve: %d results for %d names", len(res), len(names))
 	}
 
 	var (
@@ -175,6 +148,7 @@ func (d *Driver) Resolve(ctx context.Context, ref string, t Target, names []stri
 		pkgErr    *PackageError
 		pkgs      []Package
 		seen      = map[string]bool{}
+		threws    int
 	)
 	for i, r := range res {
 		name := names[i]
@@ -224,7 +198,15 @@ func (d *Driver) Resolve(ctx context.Context, ref string, t Target, names []stri
 			}
 			unknown = append(unknown, u)
 		case "error":
-			unknown = append(unknown, UnknownPackage{Name: name, Reason: strings.Join(r.Attr, ".") + " fails to evaluate (removed or renamed?)"})
+			u := UnknownPackage{Name: name, Reason: strings.Join(r.Attr, ".") + " fails to evaluate (removed or renamed?)"}
+			if threws < maxThrowLookups {
+				threws++
+				u.Message, u.Replacement = d.explainThrow(ctx, src, t, r.Attr)
+				if u.Message != "" {
+					u.Reason = ""
+				}
+			}
+			unknown = append(unknown, u)
 		default:
 			return nil, fmt.Errorf("nix: resolve %s: unexpected status %q", name, r.Status)
 		}
@@ -238,6 +220,85 @@ func (d *Driver) Resolve(ctx context.Context, ref string, t Target, names []stri
 		return nil, pkgErr
 	}
 	return pkgs, nil
+}
+
+// maxThrowLookups bounds the extra evaluations one Resolve runs to read
+// what failing attributes threw.
+const maxThrowLookups = 4
+
+// lookup evaluates resolveExpr for names (with out paths when withOut) in
+// one nix-instantiate call, and returns the source, one record per name
+// and the warnings the evaluation printed.
+func (d *Driver) lookup(ctx context.Context, ref string, t Target, names []string, withOut bool) (source, []lookupResult, []string, error) {
+	var bad []string
+	segs := make([][]string, len(names))
+	for i, n := range names {
+		s, ok := splitName(n)
+		if !ok {
+			bad = append(bad, n)
+		}
+		segs[i] = s
+	}
+	if len(bad) > 0 {
+		return source{}, nil, nil, &InvalidNameError{Names: bad}
+	}
+	src, err := d.source(ctx, ref)
+	if err != nil {
+		return source{}, nil, nil, err
+	}
+	var list strings.Builder
+	list.WriteString("[ ")
+	for _, s := range segs {
+		list.WriteString("[ ")
+		for _, p := range s {
+			list.WriteString(nixString(p))
+			list.WriteByte(' ')
+		}
+		list.WriteString("] ")
+	}
+	list.WriteString("]")
+	host := "builtins.currentSystem"
+	if h := t.Host(); h != "" {
+		host = nixString(h)
+	}
+	expr := d.pkgsExpr(src, t) + fmt.Sprintf(resolveExpr, list.String(), host, strconv.FormatBool(withOut))
+	var res []lookupResult
+	tail, err := d.evalTail(ctx, "evaluating the package set", expr, nil, &res)
+	if err != nil {
+		return source{}, nil, nil, err
+	}
+	if len(res) != len(names) {
+		return source{}, nil, nil, fmt.Errorf("nix: resolve: %d results for %d names", len(res), len(names))
+	}
+	warnings := traceWarnings(tail)
+	for _, w := range warnings {
+		d.log.Warn("the package set warns", "warning", w)
+	}
+	return src, res, warnings, nil
+}
+
+// explainThrow evaluates the attribute path attr of the package set on
+// its own, which fails again, and reads from Nix's output what it threw:
+// the message, and the replacement it names when it is a rename. Both are
+// "" when the output holds no message.
+func (d *Driver) explainThrow(ctx context.Context, src source, t Target, attr []string) (msg, replacement string) {
+	return d.explainExpr(ctx, src, t, nixAttrPath("pkgs", attr), strings.Join(attr, "."))
+}
+
+// explainExpr is explainThrow for any expression over pkgs.
+func (d *Driver) explainExpr(ctx context.Context, src source, t Target, value, attr string) (msg, replacement string) {
+	expr := d.pkgsExpr(src, t) + "builtins.seq (" + value + ") null\n"
+	var v any
+	err := d.eval(ctx, "evaluating "+attr, expr, &v)
+	var ee *EvalError
+	if !errors.As(err, &ee) {
+		return "", ""
+	}
+	msg = redact(throwMessage(strings.Split(ee.Log, "\n")))
+	if _, newName, ok := parseRename(msg); ok && newName != attr {
+		replacement = qualify(attr, newName)
+	}
+	return msg, replacement
 }
 
 // example picks an attribute of a package set to show in a suggestion.
@@ -286,6 +347,13 @@ func (d *Driver) eval(ctx context.Context, what, expr string, v any) error {
 
 // evalWith is eval with extra leading arguments.
 func (d *Driver) evalWith(ctx context.Context, what, expr string, extra []string, v any) error {
+	_, err := d.evalTail(ctx, what, expr, extra, v)
+	return err
+}
+
+// evalTail is evalWith that also returns the end of Nix's stderr (its
+// traces and warnings) after a success.
+func (d *Driver) evalTail(ctx context.Context, what, expr string, extra []string, v any) ([]string, error) {
 	args := append(append([]string(nil), extra...), "--eval", "--strict", "--json", "--read-write-mode")
 	args = append(args, d.commonArgs()...)
 	args = append(args, "-E", expr)
@@ -293,17 +361,17 @@ func (d *Driver) evalWith(ctx context.Context, what, expr string, extra []string
 	if err != nil {
 		var pe *procError
 		if errors.As(err, &pe) && (pe.timedOut || pe.canceled) {
-			return fmt.Errorf("nix: %s: %w", what, pe.err)
+			return nil, fmt.Errorf("nix: %s: %w", what, pe.err)
 		}
 		if !errors.As(err, &pe) {
-			return fmt.Errorf("nix: %s: %w", what, err)
+			return nil, fmt.Errorf("nix: %s: %w", what, err)
 		}
-		return &EvalError{What: what, Log: strings.Join(tail, "\n"), Err: err}
+		return nil, &EvalError{What: what, Log: strings.Join(tail, "\n"), Err: err}
 	}
 	if err := json.Unmarshal(out, v); err != nil {
-		return fmt.Errorf("nix: %s: decode nix-instantiate output: %w", what, err)
+		return nil, fmt.Errorf("nix: %s: decode nix-instantiate output: %w", what, err)
 	}
-	return nil
+	return tail, nil
 }
 
 // closest is the name in names nearest to s by edit distance, ignoring

@@ -155,6 +155,8 @@ type errorEntry struct {
 //   - context.Canceled: 499-style; sent as 503 UNKNOWN (the client is
 //     usually gone).
 //   - Anything else: 500 UNKNOWN "internal error".
+//
+// ServeHTTP then lets the error address the client (see addressed).
 func mapError(err error) (e *Error, internal bool) {
 	var re *Error
 	if errors.As(err, &re) {
@@ -186,6 +188,26 @@ func mapError(err error) (e *Error, internal bool) {
 		return &Error{Code: CodeUnknown, Message: "request canceled", HTTPStatus: http.StatusServiceUnavailable}, true
 	}
 	return &Error{Code: CodeUnknown, Message: "internal error"}, true
+}
+
+// addressed gives an error that can say things the way the client
+// addressed the registry (a MessageFor(host, repo, ref string) string
+// method, found with errors.As: the pull command of a renamed package's
+// replacement, say) that message, for the request's host and repository.
+func addressed(e *Error, err error, r *http.Request) *Error {
+	var af interface {
+		MessageFor(host, repo, ref string) string
+	}
+	if !errors.As(err, &af) {
+		return e
+	}
+	rt, perr := parsePath(r.URL.EscapedPath())
+	if perr != nil || rt.name == "" {
+		return e
+	}
+	c := *e
+	c.Message = af.MessageFor(r.Host, rt.name, rt.ref)
+	return &c
 }
 
 // writeError writes e as a spec error response.

@@ -242,6 +242,7 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	err := h.serve(w, r)
 	if err != nil {
 		e, internal := mapError(err)
+		e = addressed(e, err, r)
 		if internal {
 			h.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
 				slog.String("method", r.Method),

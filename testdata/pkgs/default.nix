@@ -401,10 +401,16 @@ let
     };
   };
 
+  # nixpkgs' lib.warn: a trace of a red "warning: MSG" line.
+  esc = builtins.fromJSON "\"\\u001b\"";
+  warn = msg: builtins.trace "${esc}[1;31mwarning: ${msg}${esc}[0m";
+
   tool = pname: version: extra: script ({
     inherit pname version;
     text = ''echo "${pname} ${version}"'';
   } // extra);
+
+  pkg-config = tool "pkg-config" "0.29.2" { meta.license = licenses.gpl2Only; };
 in
 {
   inherit busybox hello cacert iana-etc python3 python3Packages glibc zlib libbar libfoo bigapp largeImage largeParts;
@@ -459,6 +465,24 @@ in
     '';
     meta.description = "Builds for x86_64-linux, fails for aarch64-linux";
   };
+
+  # Packages of the images that `strata check` compares with the next
+  # version of this set (testdata/pkgs-next).
+  htop = tool "htop" "3.2.2" { meta.license = licenses.gpl2Only; };
+  jq = tool "jq" "1.7" { };
+  exa = tool "exa" "0.10.1" { meta.description = "A modern replacement for ls"; };
+  telnet = tool "telnet" "2.4" { meta.license = licenses.gpl3Plus; };
+  curl = tool "curl" "8.4.0" { meta.license = licenses.mit; };
+  mariadb = tool "mariadb" "10.11.6" { bin = "mariadb"; meta.license = licenses.gpl2Only; };
+  inherit pkg-config;
+
+  # Aliases as nixpkgs keeps them after a rename or a removal: a throw that
+  # names the replacement, a throw that says why the package is gone, and
+  # an alias that still evaluates but warns (lib.warn: builtins.trace of a
+  # coloured "warning: ..." line).
+  mysql = throw "'mysql' has been renamed to/replaced by 'mariadb'"; # Converted to throw 2022-02-22
+  oldtool = throw "'oldtool' has been removed from nixpkgs, as it was unmaintained";
+  pkgconfig = warn "'pkgconfig' has been renamed to/replaced by 'pkg-config'" pkg-config;
 
   # Like nixpkgs: the same set cross-compiled, for sources (flakes) that
   # cannot pass crossSystem.
