@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Makes a Nix package set of Debian 12 packages at DIR, for linux/amd64 and
+# linux/arm64: python3 (with its whole standard library and venv), git,
+# curl, cacert (ca-certificates with its bundle), openssl, bash, coreutils,
+# dash and their Depends closures, one store path per Debian package.
+# DIR is an ordinary --pkgs-path for strata serve and strata build.
+#
+#   scripts/debian-pkgs.sh DIR                 # both architectures
+#   DEBIAN_ARCHES=amd64 scripts/debian-pkgs.sh DIR
+#   DEBIAN_PACKAGES="python3 jq" scripts/debian-pkgs.sh DIR
+#
+# Steps: scripts/debian (Go) resolves the closures from apt's Packages lists
+# (newest version, first satisfiable alternative, Provides), downloads the
+# missing .debs with one apt-get call, checks each against the list's
+# SHA256, unpacks them (usr merged into /) and writes DIR/gen/*.nix; then
+# nix-build builds every store path (scripts/debian/default.nix, copied to
+# DIR/default.nix). Cached: a second run downloads, unpacks and builds
+# nothing. Interrupted runs leave only temporaries the next run removes;
+# DIR/default.nix appears once everything built.
+#
+# Needs apt's lists for both architectures, lz4, dpkg-deb, nix-build and
+# the static busybox: scripts/deps.sh installs them.
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+  echo "usage: $0 DIR" >&2
+  exit 2
+fi
+start=$EPOCHREALTIME
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+mkdir -p "$1"
+dir=$(cd "$1" && pwd)
+
+for t in lz4cat dpkg-deb apt-get nix-build go; do
+  command -v "$t" >/dev/null || { echo "debian-pkgs: $t is missing: run scripts/deps.sh" >&2; exit 1; }
+done
+[ -x /bin/busybox ] || { echo "debian-pkgs: /bin/busybox is missing: run scripts/deps.sh" >&2; exit 1; }
+
+arches=${DEBIAN_ARCHES:-amd64,arm64}
+packages=${DEBIAN_PACKAGES:-python3 python3-venv git curl ca-certificates openssl bash coreutils dash}
+
+args=(-arch "$arches"
+  -exclude dpkg,debconf,debconf-2.0,perl,perl-base,perl-modules-5.36,libperl5.36,liberror-perl,install-info
+  -recommends ca-certificates
+  -tools patchelf
+  -merge 'python3=(lib)?python3(\.[0-9]+)?(-minimal|-stdlib|-venv|-distutils|-lib2to3)?'
+  -env 'git=GIT_EXEC_PATH=@out@/lib/git-core'
+  -env 'git=GIT_TEMPLATE_DIR=@out@/share/git-core/templates'
+  -env 'ca-certificates=SSL_CERT_FILE=@out@/etc/ssl/certs/ca-bundle.crt'
+  -env 'ca-certificates=CURL_CA_BUNDLE=@out@/etc/ssl/certs/ca-bundle.crt'
+  -env 'ca-certificates=GIT_SSL_CAINFO=@out@/etc/ssl/certs/ca-bundle.crt'
+  -ca-bundle ca-certificates
+  $packages)
+
+# The resolver's inputs: when neither they nor apt's lists changed since
+# the last complete run, its output stands and only nix-build runs.
+lists=(/var/lib/apt/lists/*_binary-*_Packages*)
+stamp=$({ cat "$here"/debian/*.go "$here/debian/default.nix"; printf '%s\n' "${args[@]}"; stat -c '%n %s %Y' "${lists[@]}"; } | sha256sum | cut -c1-64)
+if [ "$(cat "$dir/gen/stamp" 2>/dev/null)" = "$stamp" ] && [ -f "$dir/default.nix" ]; then
+  cp "$dir/default.nix" "$dir/.default.nix.tmp"
+else
+  rm -f "$dir/gen/stamp"
+  bin=$dir/.bin/debian
+  mkdir -p "$dir/.bin"
+  (cd "$repo" && go build -o "$bin.tmp" ./scripts/debian && mv "$bin.tmp" "$bin")
+  "$bin" -out "$dir" "${args[@]}"
+  cp "$here/debian/default.nix" "$dir/.default.nix.tmp"
+fi
+
+export NIX_CONFIG="substituters =
+${NIX_CONFIG:-}"
+# Build every store path of every architecture, each derivation once.
+attrs=()
+for a in ${arches//,/ }; do
+  case $a in
+    amd64) sys=x86_64-linux ;;
+    arm64) sys=aarch64-linux ;;
+    *) echo "debian-pkgs: unknown architecture $a" >&2; exit 1 ;;
+  esac
+  attrs+=("(import $dir/.default.nix.tmp { crossSystem = \"$sys\"; })")
+done
+expr="builtins.concatMap (s: builtins.attrValues (builtins.removeAttrs s [ \"pkgsCross\" \"strata\" \"lib\" ])) [ ${attrs[*]} ]"
+if ! out=$(nix-build --no-out-link --max-jobs 4 --cores 1 -E "$expr" 2>&1); then
+  printf '%s\n' "$out" | grep -v '^  /nix/store/' | tail -n 20 | cut -c1-400 >&2
+  echo "debian-pkgs: nix-build failed (above)" >&2
+  exit 1
+fi
+mv "$dir/.default.nix.tmp" "$dir/default.nix"
+echo "$stamp" > "$dir/gen/stamp"
+n=$(printf '%s\n' "$out" | grep '^/nix/store/' | sort -u | wc -l)
+awk -v d="$dir" -v n="$n" -v s="$start" -v e="$EPOCHREALTIME" \
+  'BEGIN { printf "debian-pkgs: %s: %d store paths ready in %.1f s\n", d, n, e - s }' >&2

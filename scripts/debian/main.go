@@ -1,0 +1,1287 @@
+// Command debian turns Debian packages into the sources of a Nix package
+// set: it resolves the Depends closure of some packages from apt's
+// Packages lists, downloads the .debs with apt-get, checks each against
+// the list's SHA256, unpacks them into trees laid out like Nix store paths
+// (/usr merged into /, absolute symlinks made relative, hard links made
+// symlinks), finds their ELF files, and writes the data files the package
+// set's default.nix (scripts/debian/default.nix) turns into derivations.
+// scripts/debian-pkgs.sh runs it; see that script for the whole picture.
+//
+//	go run ./scripts/debian -out DIR -arch amd64,arm64 python3 git curl ...
+//
+// Everything it writes appears atomically: a tree is unpacked beside its
+// final place and renamed into it, data files are written and renamed, so
+// an interrupted run leaves only temporary files the next run removes.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"pault.ag/go/debian/dependency"
+	"pault.ag/go/debian/version"
+)
+
+// pkg is one stanza of a Packages list.
+type pkg struct {
+	Name, Version, Arch string
+	Depends             string // Pre-Depends and Depends
+	Recommends          string
+	Provides            string
+	Filename, SHA256    string
+	Description         string
+	Homepage            string
+	ver                 version.Version
+}
+
+// index is the newest version of every package of one architecture.
+type index struct {
+	arch     string
+	pkgs     map[string]*pkg
+	provides map[string][]*pkg
+}
+
+type config struct {
+	out        string
+	lists      string
+	arches     []string
+	roots      []string
+	tools      []string // extra roots of the build architecture (patchelf)
+	exclude    map[string]bool
+	recommends map[string]bool // Recommends followed when they name these
+	merges     []merge
+	env        map[string][]string // package → KEY=VALUE lines (@out@ = its store path)
+	caBundle   string              // the package whose .crt files make the bundle
+	jobs       int
+}
+
+type merge struct {
+	name string
+	re   *regexp.Regexp
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "debian-pkgs:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var c config
+	var arches, excl, recs, tools string
+	var merges, envs listFlag
+	flag.StringVar(&c.out, "out", "", "the package set's directory")
+	flag.StringVar(&c.lists, "lists", "/var/lib/apt/lists", "apt's Packages lists")
+	flag.StringVar(&arches, "arch", "amd64,arm64", "Debian architectures")
+	flag.StringVar(&excl, "exclude", "", "packages left out of closures (comma-separated)")
+	flag.StringVar(&recs, "recommends", "", "Recommends followed when they name one of these")
+	flag.StringVar(&tools, "tools", "", "extra packages of amd64 the builders use")
+	flag.Var(&merges, "merge", "NAME=REGEX: packages whose names match go into one store path NAME (repeatable)")
+	flag.Var(&envs, "env", "PKG=KEY=VALUE: environment PKG's store path declares; @out@ is the path (repeatable)")
+	flag.StringVar(&c.caBundle, "ca-bundle", "", "the package whose share/ca-certificates/**/*.crt become etc/ssl/certs/ca-bundle.crt")
+	flag.IntVar(&c.jobs, "j", runtime.NumCPU()+1, "parallel unpacks")
+	flag.Parse()
+	c.roots = flag.Args()
+	if c.out == "" || len(c.roots) == 0 {
+		return errors.New("usage: debian -out DIR [flags] PACKAGE...")
+	}
+	c.arches = splitList(arches)
+	c.tools = splitList(tools)
+	c.exclude = set(splitList(excl))
+	c.recommends = set(splitList(recs))
+	c.env = map[string][]string{}
+	for _, m := range merges {
+		n, re, ok := strings.Cut(m, "=")
+		if !ok {
+			return fmt.Errorf("-merge %q: want NAME=REGEX", m)
+		}
+		r, err := regexp.Compile("^(" + re + ")$")
+		if err != nil {
+			return fmt.Errorf("-merge %q: %w", m, err)
+		}
+		c.merges = append(c.merges, merge{n, r})
+	}
+	for _, e := range envs {
+		p, kv, ok := strings.Cut(e, "=")
+		if !ok || !strings.Contains(kv, "=") {
+			return fmt.Errorf("-env %q: want PKG=KEY=VALUE", e)
+		}
+		c.env[p] = append(c.env[p], kv)
+	}
+	return build(c)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func set(l []string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range l {
+		m[s] = true
+	}
+	return m
+}
+
+// archData is what one architecture resolves to.
+type archData struct {
+	ix     *index
+	pkgs   []*pkg // the closure, sorted by name
+	groups []*group
+	byName map[string]*group
+}
+
+// group is one store path: one package, or several merged.
+type group struct {
+	Name    string
+	members []*pkg
+	deps    []*group
+}
+
+func build(c config) error {
+	if err := os.MkdirAll(filepath.Join(c.out, "debs"), 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{"debs/.partial", ".tmp"} {
+		if err := os.RemoveAll(filepath.Join(c.out, d)); err != nil {
+			return err
+		}
+	}
+	data := map[string]*archData{}
+	var all []*pkg
+	for _, a := range c.arches {
+		ix, err := readIndex(c.lists, a)
+		if err != nil {
+			return err
+		}
+		roots := c.roots
+		if a == "amd64" {
+			roots = append(slices.Clone(roots), c.tools...)
+		}
+		ps, err := resolve(ix, roots, c)
+		if err != nil {
+			return err
+		}
+		gs, byName, err := makeGroups(ps, ix, c)
+		if err != nil {
+			return fmt.Errorf("%s: %w", a, err)
+		}
+		data[a] = &archData{ix: ix, pkgs: ps, groups: gs, byName: byName}
+		all = append(all, ps...)
+	}
+	if _, ok := data["amd64"]; !ok && len(c.tools) > 0 {
+		return errors.New("the builders' tools come from amd64: include amd64 in -arch")
+	}
+	if err := download(c, all); err != nil {
+		return err
+	}
+	trees, err := unpackAll(c, all)
+	if err != nil {
+		return err
+	}
+	gen := filepath.Join(c.out, "gen")
+	if err := os.MkdirAll(gen, 0o755); err != nil {
+		return err
+	}
+	for _, a := range c.arches {
+		if err := writeArch(c, a, data[a], trees); err != nil {
+			return err
+		}
+	}
+	if len(c.tools) > 0 {
+		if err := writeTools(c, data["amd64"], trees); err != nil {
+			return err
+		}
+	}
+	// Unpacked trees no closure needs any more are removed.
+	used := map[string]bool{}
+	for _, t := range trees {
+		used[filepath.Base(t.dir)] = true
+	}
+	ents, _ := os.ReadDir(filepath.Join(c.out, "trees"))
+	for _, e := range ents {
+		if !used[e.Name()] {
+			os.RemoveAll(filepath.Join(c.out, "trees", e.Name()))
+		}
+	}
+	n := 0
+	for _, a := range c.arches {
+		n += len(data[a].pkgs)
+		fmt.Fprintf(os.Stderr, "debian-pkgs: %s: %d packages in %d store paths\n", a, len(data[a].pkgs), len(data[a].groups))
+	}
+	return nil
+}
+
+// readIndex reads every *_binary-ARCH_Packages(.lz4) list of dir and keeps
+// the newest version of each package.
+func readIndex(dir, arch string) (*index, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*_binary-"+arch+"_Packages*"))
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no Packages lists for %s in %s: run scripts/deps.sh (it adds the architecture and runs apt-get update)", arch, dir)
+	}
+	ix := &index{arch: arch, pkgs: map[string]*pkg{}, provides: map[string][]*pkg{}}
+	for _, f := range files {
+		var r io.Reader
+		var cmd *exec.Cmd
+		switch {
+		case strings.HasSuffix(f, ".lz4"):
+			cmd = exec.Command("lz4cat", f)
+		case strings.HasSuffix(f, "_Packages"):
+		default:
+			continue
+		}
+		if cmd != nil {
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				return nil, err
+			}
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				return nil, fmt.Errorf("lz4cat %s: %w (install lz4: scripts/deps.sh)", f, err)
+			}
+			r = out
+		} else {
+			fh, err := os.Open(f)
+			if err != nil {
+				return nil, err
+			}
+			defer fh.Close()
+			r = fh
+		}
+		if err := parseList(r, ix); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		if cmd != nil {
+			if err := cmd.Wait(); err != nil {
+				return nil, fmt.Errorf("lz4cat %s: %w", f, err)
+			}
+		}
+	}
+	for _, p := range ix.pkgs {
+		if p.Provides == "" {
+			continue
+		}
+		d, err := dependency.Parse(p.Provides)
+		if err != nil {
+			continue
+		}
+		for _, rel := range d.Relations {
+			for _, pos := range rel.Possibilities {
+				ix.provides[pos.Name] = append(ix.provides[pos.Name], p)
+			}
+		}
+	}
+	for _, l := range ix.provides {
+		sort.Slice(l, func(i, j int) bool { return l[i].Name < l[j].Name })
+	}
+	return ix, nil
+}
+
+func parseList(r io.Reader, ix *index) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	var cur *pkg
+	var field string
+	flush := func() error {
+		if cur == nil || cur.Name == "" {
+			cur = nil
+			return nil
+		}
+		v, err := version.Parse(cur.Version)
+		if err != nil {
+			return fmt.Errorf("package %s: version %q: %w", cur.Name, cur.Version, err)
+		}
+		cur.ver = v
+		if old, ok := ix.pkgs[cur.Name]; !ok || version.Compare(v, old.ver) > 0 {
+			ix.pkgs[cur.Name] = cur
+		}
+		cur = nil
+		return nil
+	}
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		if cur == nil {
+			cur = &pkg{}
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue // continuation lines: only long descriptions use them
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		field = k
+		v = strings.TrimSpace(v)
+		switch field {
+		case "Package":
+			cur.Name = v
+		case "Version":
+			cur.Version = v
+		case "Architecture":
+			cur.Arch = v
+		case "Pre-Depends", "Depends":
+			if cur.Depends != "" {
+				cur.Depends += ", "
+			}
+			cur.Depends += v
+		case "Recommends":
+			cur.Recommends = v
+		case "Provides":
+			cur.Provides = v
+		case "Filename":
+			cur.Filename = v
+		case "SHA256":
+			cur.SHA256 = v
+		case "Description":
+			cur.Description = v
+		case "Homepage":
+			cur.Homepage = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return flush()
+}
+
+// resolve is the closure of roots over Pre-Depends and Depends (and the
+// Recommends c.recommends names): the newest version of each package, the
+// first alternative that can be satisfied, virtual packages through
+// Provides.
+func resolve(ix *index, roots []string, c config) ([]*pkg, error) {
+	seen := map[string]*pkg{}
+	var queue []*pkg
+	for _, r := range roots {
+		p, ok := ix.pkgs[r]
+		if !ok {
+			return nil, fmt.Errorf("unknown package %q for %s: not in the Packages lists (apt-cache search %s)", r, ix.arch, r)
+		}
+		if !seen[r].exists() {
+			seen[r] = p
+			queue = append(queue, p)
+		}
+	}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		rels := p.Depends
+		if p.Recommends != "" {
+			d, err := dependency.Parse(p.Recommends)
+			if err == nil {
+				for _, rel := range d.Relations {
+					for _, pos := range rel.Possibilities {
+						if c.recommends[pos.Name] {
+							rels += ", " + pos.Name
+						}
+					}
+				}
+			}
+		}
+		rels = strings.TrimPrefix(rels, ", ")
+		if rels == "" {
+			continue
+		}
+		d, err := dependency.Parse(rels)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: depends %q: %w", p.Name, ix.arch, rels, err)
+		}
+	rel:
+		for _, rel := range d.Relations {
+			for _, pos := range rel.Possibilities {
+				if c.exclude[pos.Name] {
+					continue rel
+				}
+			}
+			for _, pos := range rel.Possibilities {
+				q := ix.satisfy(pos)
+				if q == nil {
+					continue
+				}
+				if c.exclude[q.Name] {
+					continue rel
+				}
+				if seen[q.Name] == nil {
+					seen[q.Name] = q
+					queue = append(queue, q)
+				}
+				continue rel
+			}
+			return nil, fmt.Errorf("%s (%s): cannot satisfy %q from the Packages lists", p.Name, ix.arch, rel.String())
+		}
+	}
+	var out []*pkg
+	for _, p := range seen {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (p *pkg) exists() bool { return p != nil }
+
+// satisfy is the package that satisfies one possibility, or nil.
+func (ix *index) satisfy(pos dependency.Possibility) *pkg {
+	if p, ok := ix.pkgs[pos.Name]; ok {
+		if pos.Version == nil || pos.Version.SatisfiedBy(p.ver) {
+			return p
+		}
+	}
+	if pos.Version == nil {
+		if l := ix.provides[pos.Name]; len(l) > 0 {
+			return l[0]
+		}
+	}
+	return nil
+}
+
+// makeGroups turns the closure into store paths: packages matching a merge
+// expression share one, and so do the members of a dependency cycle.
+func makeGroups(ps []*pkg, ix *index, c config) ([]*group, map[string]*group, error) {
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(s string) string {
+		for parent[s] != s {
+			s = parent[s]
+		}
+		return s
+	}
+	union := func(a, b string) {
+		ra, rb := find(a), find(b)
+		if ra != rb {
+			if rb < ra {
+				ra, rb = rb, ra
+			}
+			parent[rb] = ra
+		}
+	}
+	in := map[string]*pkg{}
+	for _, p := range ps {
+		parent[p.Name] = p.Name
+		in[p.Name] = p
+	}
+	mergeOf := map[string]string{} // root → merge name
+	for _, m := range c.merges {
+		var first string
+		for _, p := range ps {
+			if m.re.MatchString(p.Name) {
+				if first == "" {
+					first = p.Name
+				} else {
+					union(first, p.Name)
+				}
+			}
+		}
+		if first != "" {
+			mergeOf[find(first)] = m.name
+		}
+	}
+	// Edges between packages of the closure.
+	edges := map[string][]string{}
+	for _, p := range ps {
+		d, err := dependency.Parse(strings.TrimPrefix(p.Depends+recommended(p, c), ", "))
+		if err != nil {
+			if p.Depends == "" && recommended(p, c) == "" {
+				continue
+			}
+			return nil, nil, err
+		}
+	rel:
+		for _, rel := range d.Relations {
+			for _, pos := range rel.Possibilities {
+				if q := ix.satisfy(pos); q != nil && in[q.Name] == q {
+					edges[p.Name] = append(edges[p.Name], q.Name)
+					continue rel
+				}
+			}
+		}
+	}
+	// Merge cycles until the group graph is acyclic.
+	for {
+		cyc := sccs(ps, edges, find)
+		if len(cyc) == 0 {
+			break
+		}
+		for _, comp := range cyc {
+			// Keep a merge's name when it takes part in a cycle.
+			var name string
+			for _, m := range comp {
+				if n, ok := mergeOf[find(m)]; ok {
+					name = n
+				}
+			}
+			for _, m := range comp[1:] {
+				union(comp[0], m)
+			}
+			if name != "" {
+				mergeOf[find(comp[0])] = name
+			}
+		}
+	}
+	groups := map[string]*group{}
+	byName := map[string]*group{}
+	for _, p := range ps {
+		r := find(p.Name)
+		g, ok := groups[r]
+		if !ok {
+			name := r
+			if n, ok := mergeOf[r]; ok {
+				name = n
+			}
+			g = &group{Name: name}
+			groups[r] = g
+		}
+		g.members = append(g.members, p)
+		byName[p.Name] = g
+	}
+	var out []*group
+	for _, g := range groups {
+		deps := map[*group]bool{}
+		for _, m := range g.members {
+			for _, e := range edges[m.Name] {
+				if d := byName[e]; d != g {
+					deps[d] = true
+				}
+			}
+		}
+		for d := range deps {
+			g.deps = append(g.deps, d)
+		}
+		sort.Slice(g.deps, func(i, j int) bool { return g.deps[i].Name < g.deps[j].Name })
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	for i := 1; i < len(out); i++ {
+		if out[i].Name == out[i-1].Name {
+			return nil, nil, fmt.Errorf("two store paths named %s", out[i].Name)
+		}
+	}
+	return out, byName, nil
+}
+
+func recommended(p *pkg, c config) string {
+	if p.Recommends == "" {
+		return ""
+	}
+	d, err := dependency.Parse(p.Recommends)
+	if err != nil {
+		return ""
+	}
+	var s string
+	for _, rel := range d.Relations {
+		for _, pos := range rel.Possibilities {
+			if c.recommends[pos.Name] {
+				s += ", " + pos.Name
+			}
+		}
+	}
+	return s
+}
+
+// sccs are the strongly connected components (of more than one group) of
+// the graph of groups (find maps a package to its group).
+func sccs(ps []*pkg, edges map[string][]string, find func(string) string) [][]string {
+	gedges := map[string]map[string]bool{}
+	var nodes []string
+	for _, p := range ps {
+		g := find(p.Name)
+		if gedges[g] == nil {
+			gedges[g] = map[string]bool{}
+			nodes = append(nodes, g)
+		}
+		for _, e := range edges[p.Name] {
+			if h := find(e); h != g {
+				gedges[g][h] = true
+			}
+		}
+	}
+	sort.Strings(nodes)
+	idx, low := map[string]int{}, map[string]int{}
+	on := map[string]bool{}
+	var stack []string
+	var out [][]string
+	n := 0
+	var visit func(v string)
+	visit = func(v string) {
+		idx[v], low[v] = n, n
+		n++
+		stack = append(stack, v)
+		on[v] = true
+		var succ []string
+		for w := range gedges[v] {
+			succ = append(succ, w)
+		}
+		sort.Strings(succ)
+		for _, w := range succ {
+			if _, ok := idx[w]; !ok {
+				visit(w)
+				low[v] = min(low[v], low[w])
+			} else if on[w] {
+				low[v] = min(low[v], idx[w])
+			}
+		}
+		if low[v] == idx[v] {
+			var comp []string
+			for {
+				w := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				on[w] = false
+				comp = append(comp, w)
+				if w == v {
+					break
+				}
+			}
+			if len(comp) > 1 {
+				sort.Strings(comp)
+				out = append(out, comp)
+			}
+		}
+	}
+	for _, v := range nodes {
+		if _, ok := idx[v]; !ok {
+			visit(v)
+		}
+	}
+	return out
+}
+
+// debPath is where a package's .deb is kept.
+func debPath(c config, p *pkg) string {
+	return filepath.Join(c.out, "debs", path.Base(p.Filename))
+}
+
+// download fetches the .debs not yet kept with one apt-get call and checks
+// every new file against the Packages list's SHA256.
+func download(c config, ps []*pkg) error {
+	var want []*pkg
+	seen := map[string]bool{}
+	for _, p := range ps {
+		dp := debPath(c, p)
+		if seen[dp] {
+			continue
+		}
+		seen[dp] = true
+		if _, err := os.Stat(dp); err == nil {
+			continue
+		}
+		if _, err := os.Stat(treeDir(c, p)); err == nil {
+			continue // unpacked already; the .deb is not needed
+		}
+		want = append(want, p)
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	partial := filepath.Join(c.out, "debs", ".partial")
+	if err := os.MkdirAll(partial, 0o755); err != nil {
+		return err
+	}
+	args := []string{"download", "-q", "-o", "APT::Sandbox::User=root"}
+	for _, p := range want {
+		if p.Arch == "all" {
+			args = append(args, p.Name+"="+p.Version)
+		} else {
+			args = append(args, p.Name+":"+p.Arch+"="+p.Version)
+		}
+	}
+	cmd := exec.Command("apt-get", args...)
+	cmd.Dir = partial
+	var stderr bytes.Buffer
+	cmd.Stdout = io.Discard
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("apt-get download of %d packages: %w\n%s", len(want), err, strings.TrimSpace(stderr.String()))
+	}
+	for _, p := range want {
+		name := p.Name + "_" + strings.ReplaceAll(p.Version, ":", "%3a") + "_" + p.Arch + ".deb"
+		got := filepath.Join(partial, name)
+		sum, err := fileSHA256(got)
+		if err != nil {
+			return fmt.Errorf("apt-get download did not leave %s: %w", name, err)
+		}
+		if sum != p.SHA256 {
+			os.Remove(got)
+			return fmt.Errorf("%s: SHA256 %s, but the Packages list says %s: the download is corrupt or the lists are stale; run apt-get update and this script again", name, sum, p.SHA256)
+		}
+		if err := os.Rename(got, debPath(c, p)); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(partial)
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// tree is an unpacked package.
+type tree struct {
+	dir  string // trees/<sha>-<name>: tree/ and info.json
+	info treeInfo
+}
+
+type treeInfo struct {
+	NarHash string   `json:"narHash"` // sha256 of the NAR of tree/, hex
+	Interp  []string `json:"interp"`  // ELF files with an interpreter
+	Dynamic []string `json:"dynamic"` // other dynamically linked ELF files
+	LibDirs []string `json:"libDirs"` // directories of shared libraries
+	LdSo    string   `json:"ldSo"`    // the dynamic loader, if the package has it
+}
+
+func treeDir(c config, p *pkg) string {
+	return filepath.Join(c.out, "trees", p.SHA256[:16]+"-"+p.Name)
+}
+
+func unpackAll(c config, ps []*pkg) (map[string]*tree, error) {
+	out := map[string]*tree{}
+	var mu sync.Mutex
+	var firstErr error
+	work := make(chan *pkg)
+	var wg sync.WaitGroup
+	for i := 0; i < max(1, c.jobs); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				t, err := unpack(c, p)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				out[p.SHA256] = t
+				mu.Unlock()
+			}
+		}()
+	}
+	seen := map[string]bool{}
+	for _, p := range ps {
+		if !seen[p.SHA256] {
+			seen[p.SHA256] = true
+			work <- p
+		}
+	}
+	close(work)
+	wg.Wait()
+	return out, firstErr
+}
+
+func unpack(c config, p *pkg) (*tree, error) {
+	dir := treeDir(c, p)
+	t := &tree{dir: dir}
+	if b, err := os.ReadFile(filepath.Join(dir, "info.json")); err == nil {
+		if err := json.Unmarshal(b, &t.info); err == nil {
+			return t, nil
+		}
+	}
+	deb := debPath(c, p)
+	sum, err := fileSHA256(deb)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
+	}
+	if sum != p.SHA256 {
+		os.Remove(deb)
+		return nil, fmt.Errorf("%s: SHA256 %s, but the Packages list says %s: removed it; run this script again to fetch it anew", deb, sum, p.SHA256)
+	}
+	tmp := filepath.Join(c.out, ".tmp", filepath.Base(dir))
+	os.RemoveAll(tmp)
+	raw := filepath.Join(tmp, "raw")
+	if err := os.MkdirAll(raw, 0o755); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command("dpkg-deb", "-x", deb, raw).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, out)
+	}
+	td := filepath.Join(tmp, "tree")
+	if err := flatten(raw, td); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
+	}
+	if p.Name == c.caBundle {
+		if err := caBundle(td); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name, err)
+		}
+	}
+	if err := scanELF(td, &t.info); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
+	}
+	h := sha256.New()
+	if err := nar(h, td); err != nil {
+		return nil, fmt.Errorf("%s: nar: %w", p.Name, err)
+	}
+	t.info.NarHash = hex.EncodeToString(h.Sum(nil))
+	b, _ := json.MarshalIndent(t.info, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, "info.json"), b, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(raw); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// mapPath moves /usr/X to /X (rel is slash-separated, without a leading /).
+func mapPath(rel string) string {
+	if rel == "usr" {
+		return ""
+	}
+	return strings.TrimPrefix(rel, "usr/")
+}
+
+// flatten copies the unpacked package src to dst with /usr merged into /,
+// symlinks re-pointed relative to their new place and hard links (after
+// the first) made symlinks.
+func flatten(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	inodes := map[uint64]string{} // inode → new rel path
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			return nil
+		}
+		nrel := mapPath(rel)
+		if nrel == "" {
+			return nil
+		}
+		np := filepath.Join(dst, nrel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			if fi, err := os.Lstat(np); err == nil && fi.IsDir() {
+				return nil
+			}
+			return os.Mkdir(np, info.Mode().Perm()|0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			abs := t
+			if !path.IsAbs(t) {
+				abs = path.Join("/", path.Dir(rel), t)
+			}
+			mt := "/" + mapPath(strings.TrimPrefix(path.Clean(abs), "/"))
+			nt, err := filepath.Rel(path.Dir("/"+nrel), mt)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Lstat(np); err == nil {
+				return fmt.Errorf("%s and /usr/%s are both in the package", "/"+nrel, nrel)
+			}
+			return os.Symlink(nt, np)
+		case d.Type().IsRegular():
+			if _, err := os.Lstat(np); err == nil {
+				return fmt.Errorf("%s and /usr/%s are both in the package", "/"+nrel, nrel)
+			}
+			st, ok := info.Sys().(*syscall.Stat_t)
+			if ok && st.Nlink > 1 {
+				if first, ok := inodes[st.Ino]; ok {
+					nt, err := filepath.Rel(path.Dir("/"+nrel), "/"+first)
+					if err != nil {
+						return err
+					}
+					return os.Symlink(nt, np)
+				}
+				inodes[st.Ino] = nrel
+			}
+			return os.Rename(p, np)
+		default:
+			return nil // devices, fifos: nothing a store path can hold
+		}
+	})
+}
+
+// caBundle concatenates the certificates under share/ca-certificates into
+// etc/ssl/certs/ca-bundle.crt, with ca-certificates.crt linked to it.
+func caBundle(td string) error {
+	var crts []string
+	err := filepath.WalkDir(filepath.Join(td, "share/ca-certificates"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && strings.HasSuffix(p, ".crt") {
+			crts = append(crts, p)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(crts) == 0 {
+		return errors.New("no .crt files under share/ca-certificates")
+	}
+	sort.Strings(crts)
+	var b bytes.Buffer
+	for _, f := range crts {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		b.Write(data)
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			b.WriteByte('\n')
+		}
+	}
+	dir := filepath.Join(td, "etc/ssl/certs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca-bundle.crt"), b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Symlink("ca-bundle.crt", filepath.Join(dir, "ca-certificates.crt"))
+}
+
+var libDirRE = regexp.MustCompile(`^lib(32|64|x32)?(/[a-z0-9_]+-linux-gnu[a-z0-9_]*)?$`)
+
+// scanELF lists the dynamically linked ELF files of a tree.
+func scanELF(td string, info *treeInfo) error {
+	libDirs := map[string]bool{}
+	err := filepath.WalkDir(td, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		var magic [4]byte
+		if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != "\x7fELF" {
+			return nil
+		}
+		ef, err := elf.NewFile(f)
+		if err != nil {
+			return nil
+		}
+		if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
+			return nil
+		}
+		rel, _ := filepath.Rel(td, p)
+		rel = filepath.ToSlash(rel)
+		base := path.Base(rel)
+		if strings.HasPrefix(base, "ld-linux") || strings.HasPrefix(base, "ld-") && strings.Contains(base, ".so") {
+			info.LdSo = rel
+			libDirs[path.Dir(rel)] = true
+			return nil
+		}
+		var interp, dyn bool
+		for _, pr := range ef.Progs {
+			switch pr.Type {
+			case elf.PT_INTERP:
+				interp = true
+			case elf.PT_DYNAMIC:
+				dyn = true
+			}
+		}
+		switch {
+		case interp:
+			info.Interp = append(info.Interp, rel)
+		case dyn:
+			info.Dynamic = append(info.Dynamic, rel)
+			if strings.Contains(base, ".so") && libDirRE.MatchString(path.Dir(rel)) {
+				libDirs[path.Dir(rel)] = true
+			}
+		}
+		return nil
+	})
+	for d := range libDirs {
+		info.LibDirs = append(info.LibDirs, d)
+	}
+	sort.Strings(info.LibDirs)
+	sort.Strings(info.Interp)
+	sort.Strings(info.Dynamic)
+	return err
+}
+
+// nar writes the Nix archive of p to w.
+func nar(w hash.Hash, p string) error {
+	str := func(s string) {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		w.Write(n[:])
+		io.WriteString(w, s)
+		if pad := (8 - len(s)%8) % 8; pad > 0 {
+			w.Write(make([]byte, pad))
+		}
+	}
+	var node func(p string) error
+	node = func(p string) error {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		str("(")
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			str("type")
+			str("symlink")
+			str("target")
+			str(t)
+		case fi.IsDir():
+			str("type")
+			str("directory")
+			ents, err := os.ReadDir(p)
+			if err != nil {
+				return err
+			}
+			names := make([]string, len(ents))
+			for i, e := range ents {
+				names[i] = e.Name()
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				str("entry")
+				str("(")
+				str("name")
+				str(n)
+				str("node")
+				if err := node(filepath.Join(p, n)); err != nil {
+					return err
+				}
+				str(")")
+			}
+		case fi.Mode().IsRegular():
+			str("type")
+			str("regular")
+			if fi.Mode()&0o100 != 0 {
+				str("executable")
+				str("")
+			}
+			str("contents")
+			var n [8]byte
+			binary.LittleEndian.PutUint64(n[:], uint64(fi.Size()))
+			w.Write(n[:])
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			k, err := io.Copy(w, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			if k != fi.Size() {
+				return fmt.Errorf("%s changed while read", p)
+			}
+			if pad := (8 - k%8) % 8; pad > 0 {
+				w.Write(make([]byte, pad))
+			}
+		default:
+			return fmt.Errorf("%s: not a file, directory or symlink", p)
+		}
+		str(")")
+		return nil
+	}
+	str("nix-archive-1")
+	return node(p)
+}
+
+// storeName makes a string usable in a store path name.
+func storeName(s string) string {
+	if _, v, ok := strings.Cut(s, ":"); ok {
+		s = v // the epoch
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("+-._?=", r):
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func nixStr(s string) string {
+	b, _ := json.Marshal(s)
+	return strings.ReplaceAll(string(b), "${", "\\${")
+}
+
+func nixList(l []string) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for _, s := range l {
+		b.WriteString(" ")
+		b.WriteString(nixStr(s))
+	}
+	b.WriteString(" ]")
+	return b.String()
+}
+
+func purl(p *pkg) string {
+	esc := func(s string) string {
+		return strings.NewReplacer("%", "%25", ":", "%3A", "+", "%2B", "~", "%7E").Replace(s)
+	}
+	return "pkg:deb/debian/" + p.Name + "@" + esc(p.Version) + "?arch=" + p.Arch
+}
+
+func srcExpr(p *pkg, t *tree) string {
+	return fmt.Sprintf("{ name = %s; path = ./../trees/%s/tree; sha256 = %s; }",
+		nixStr("deb-"+p.Name+"-"+storeName(p.Version)), filepath.Base(t.dir), nixStr(t.info.NarHash))
+}
+
+// writeArch writes gen/ARCH.nix: the groups of one architecture as data.
+func writeArch(c config, arch string, a *archData, trees map[string]*tree) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Generated by scripts/debian-pkgs.sh: Debian packages of %s as store paths.\n{\n  groups = {\n", arch)
+	var ldso, ldsoLine string
+	for _, g := range a.groups {
+		main := g.members[0]
+		for _, m := range g.members {
+			if m.Name == g.Name {
+				main = m
+			}
+		}
+		var srcs, interp, dyn, libdirs, purls, deps, env, debs []string
+		for _, m := range g.members {
+			t := trees[m.SHA256]
+			srcs = append(srcs, srcExpr(m, t))
+			interp = append(interp, t.info.Interp...)
+			dyn = append(dyn, t.info.Dynamic...)
+			libdirs = append(libdirs, t.info.LibDirs...)
+			purls = append(purls, purl(m))
+			debs = append(debs, m.Name+" "+m.Version+" "+m.Arch)
+			env = append(env, c.env[m.Name]...)
+			if t.info.LdSo != "" {
+				if ldso != "" && ldso != g.Name {
+					return fmt.Errorf("%s: two packages have a dynamic loader (%s, %s)", arch, ldso, g.Name)
+				}
+				ldso = g.Name
+				ldsoLine = fmt.Sprintf("  ldso = { group = %s; path = %s; };\n", nixStr(g.Name), nixStr(t.info.LdSo))
+			}
+		}
+		for _, d := range g.deps {
+			deps = append(deps, d.Name)
+		}
+		slices.Sort(libdirs)
+		libdirs = slices.Compact(libdirs)
+		fmt.Fprintf(&b, "    %s = {\n", nixStr(g.Name))
+		fmt.Fprintf(&b, "      pname = %s;\n      version = %s;\n      storeVersion = %s;\n",
+			nixStr(g.Name), nixStr(main.Version), nixStr(storeName(main.Version)))
+		fmt.Fprintf(&b, "      description = %s;\n      homepage = %s;\n", nixStr(main.Description), nixStr(main.Homepage))
+		fmt.Fprintf(&b, "      srcs = [\n")
+		for _, s := range srcs {
+			fmt.Fprintf(&b, "        %s\n", s)
+		}
+		fmt.Fprintf(&b, "      ];\n")
+		fmt.Fprintf(&b, "      deps = %s;\n", nixList(deps))
+		fmt.Fprintf(&b, "      interp = %s;\n", nixList(interp))
+		fmt.Fprintf(&b, "      dynamic = %s;\n", nixList(dyn))
+		fmt.Fprintf(&b, "      libDirs = %s;\n", nixList(libdirs))
+		fmt.Fprintf(&b, "      purls = %s;\n", nixList(purls))
+		fmt.Fprintf(&b, "      debs = %s;\n", nixList(debs))
+		fmt.Fprintf(&b, "      env = %s;\n", nixList(env))
+		fmt.Fprintf(&b, "    };\n")
+	}
+	fmt.Fprintf(&b, "  };\n  names = {\n")
+	var names []string
+	for n := range a.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "    %s = %s;\n", nixStr(n), nixStr(a.byName[n].Name))
+	}
+	fmt.Fprintf(&b, "  };\n")
+	if ldso == "" {
+		return fmt.Errorf("%s: no package of the closure has a dynamic loader (ld-linux*)", arch)
+	}
+	b.WriteString(ldsoLine)
+	b.WriteString("}\n")
+	return writeGen(c, arch+".nix", b.String)
+}
+
+// writeGen writes gen/NAME atomically.
+func writeGen(c config, name string, text func() string) error {
+	p := filepath.Join(c.out, "gen", name)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// writeTools writes gen/tools.nix: the unpatched amd64 trees the builders
+// run patchelf from (through the unpatched dynamic loader).
+func writeTools(c config, a *archData, trees map[string]*tree) error {
+	var b strings.Builder
+	b.WriteString("# Generated by scripts/debian-pkgs.sh: the builders' tools (amd64, unpatched).\n{\n  srcs = [\n")
+	closure, err := resolve(a.ix, c.tools, c)
+	if err != nil {
+		return err
+	}
+	var ldso string
+	for _, p := range closure {
+		t := trees[p.SHA256]
+		fmt.Fprintf(&b, "    { pkg = %s; libDirs = %s; src = %s; }\n", nixStr(p.Name), nixList(t.info.LibDirs), srcExpr(p, t))
+		if t.info.LdSo != "" {
+			ldso = fmt.Sprintf("  ldso = { pkg = %s; path = %s; };\n", nixStr(p.Name), nixStr(t.info.LdSo))
+		}
+	}
+	b.WriteString("  ];\n")
+	b.WriteString(ldso)
+	b.WriteString("}\n")
+	return writeGen(c, "tools.nix", b.String)
+}
