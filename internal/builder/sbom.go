@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -86,6 +90,37 @@ func sbomPackages(r *resolved, built []nix.Package) []nix.Package {
 	return out
 }
 
+// readPURLs reads the package URLs the closure's store paths list in their
+// image.PURLFile (under root, default "/"): one per line, each starting
+// "pkg:". A path without the file has none.
+func readPURLs(root string, g *closure.Graph) (map[string][]string, error) {
+	if root == "" {
+		root = "/"
+	}
+	out := map[string][]string{}
+	for _, p := range g.Sorted() {
+		f := filepath.Join(root, p, image.PURLFile)
+		data, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" {
+				continue
+			}
+			if !strings.HasPrefix(line, "pkg:") || strings.ContainsAny(line, " \t") {
+				return nil, fmt.Errorf("%s line %d: %q is not a package URL (pkg:TYPE/NAME@VERSION)", p+"/"+image.PURLFile, i+1, line)
+			}
+			out[p] = append(out[p], line)
+		}
+	}
+	return out, nil
+}
+
 // attachSBOM stores the SBOM of one platform's image (closure graph,
 // packages) and an artifact manifest for each of subjects, and records
 // them as the subjects' referrers.
@@ -98,8 +133,12 @@ func (b *Builder) attachSBOM(ctx context.Context, name string, img v1.Image, gra
 	if version == "" {
 		version = "dev"
 	}
+	purls, err := readPURLs(b.opts.StoreRoot, graph)
+	if err != nil {
+		return fmt.Errorf("builder: sbom: %w", err)
+	}
 	doc, err := image.SBOM(graph, image.SBOMOptions{Name: name, ConfigDigest: cfg.String(), Created: b.opts.MTime,
-		Tool: "strata-" + version, Packages: pkgs})
+		Tool: "strata-" + version, Packages: pkgs, PURLs: purls})
 	if err != nil {
 		return fmt.Errorf("builder: %w", err)
 	}

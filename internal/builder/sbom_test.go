@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +14,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"strata/internal/image"
+	"strata/internal/layer"
 )
 
 func TestBuildAttachesSBOM(t *testing.T) {
@@ -126,5 +132,83 @@ func TestSBOMReproducible(t *testing.T) {
 	i2, s2 := digest()
 	if i1 != i2 || s1 != s2 {
 		t.Fatalf("image %s/%s, sbom %s/%s", i1, i2, s1, s2)
+	}
+}
+
+// Store paths declare image environment (layer.EnvFile) and package URLs
+// (image.PURLFile); the description's env overrides a declared variable.
+func TestPackageEnvAndPURLs(t *testing.T) {
+	ctx := context.Background()
+	f, root := newFake(t)
+	write := func(pkg, file, content string) {
+		p := filepath.Join(root, sp(pkg), file)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("libssl", layer.EnvFile, "OPENSSL_MODULES="+sp("libssl")+"/lib/ossl-modules\nFOO=from-libssl\n")
+	write("curl", image.PURLFile, "pkg:deb/debian/curl@7.88.1-10%2Bdeb12u5?arch=amd64\npkg:deb/debian/libcurl4@7.88.1-10%2Bdeb12u5?arch=amd64\n")
+	b := newTestBuilder(t, f, root)
+	res, err := b.BuildRequest(ctx, Request{Name: "curl", Packages: []string{"curl"},
+		Config: image.Config{Env: []string{"FOO=mine", "LANG=C"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	art, err := b.Load(ctx, res.OCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := art.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv := []string{"PATH=" + layer.DefaultPath, "FOO=mine", "OPENSSL_MODULES=" + sp("libssl") + "/lib/ossl-modules", "LANG=C"}
+	if !slices.Equal(cf.Config.Env, wantEnv) {
+		t.Errorf("env %q, want %q", cf.Config.Env, wantEnv)
+	}
+	refs, err := b.Referrers(ctx, "curl", res.OCI.Digest)
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("referrers %v %v", refs, err)
+	}
+	raw, _ := b.ReadBlob(ctx, refs[0].Digest.String())
+	var m v1.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := b.ReadBlob(ctx, m.Layers[0].Digest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Packages []struct {
+			Name         string `json:"name"`
+			ExternalRefs []struct {
+				Locator string `json:"referenceLocator"`
+			} `json:"externalRefs"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, p := range d.Packages {
+		for _, r := range p.ExternalRefs {
+			got[p.Name] = append(got[p.Name], r.Locator)
+		}
+	}
+	if !slices.Equal(got["curl"], []string{"pkg:deb/debian/curl@7.88.1-10%2Bdeb12u5?arch=amd64", "pkg:deb/debian/libcurl4@7.88.1-10%2Bdeb12u5?arch=amd64"}) {
+		t.Errorf("curl purls %q", got["curl"])
+	}
+	if !slices.Equal(got["libc"], []string{"pkg:nix/libc"}) {
+		t.Errorf("libc purls %q: a path without the file keeps its pkg:nix purl", got["libc"])
+	}
+
+	// A line that is no package URL fails the build with the file named.
+	write("app", image.PURLFile, "curl 7.88\n")
+	if _, err := b.BuildRequest(ctx, Request{Name: "app", Packages: []string{"app"}}); err == nil || !strings.Contains(err.Error(), image.PURLFile) {
+		t.Errorf("bad purl file: error %v", err)
 	}
 }

@@ -22,7 +22,8 @@ import (
 // one SPDX package per store path, with the metadata of the requested
 // packages (meta.description, meta.license, meta.homepage, pname and
 // version) on their out paths and names and versions parsed from the store
-// path name elsewhere. Every relationship comes from the closure graph:
+// path name elsewhere. Its purl is pkg:nix/NAME@VERSION, unless the path
+// lists its own package URLs in PURLFile. Every relationship comes from the closure graph:
 // the document DESCRIBES the closure's roots (the requested packages), and
 // each store path DEPENDS_ON each of its references.
 //
@@ -67,7 +68,17 @@ type SBOMOptions struct {
 	// OutPath; a store path that is the OutPath of one gets its name,
 	// version, license, homepage and description. Default none.
 	Packages []nix.Package
+	// PURLs are package URLs of store paths (what a path declares in
+	// PURLFile, say "pkg:deb/debian/curl@7.88.1-10?arch=amd64"); a path
+	// listed here gets them as its purl references instead of the pkg:nix
+	// one derived from its name. Default none.
+	PURLs map[string][]string
 }
+
+// PURLFile is where a store path lists the package URLs of what it holds,
+// one per line (a package set made from another distribution's packages
+// names them there, so that scanners know them).
+const PURLFile = "nix-support/strata-purls"
 
 // spdxDocument is the subset of SPDX 2.3 (JSON) strata writes. Field order
 // is the order of the specification's examples.
@@ -209,7 +220,13 @@ func SBOM(g *closure.Graph, opts SBOMOptions) ([]byte, error) {
 			}
 			pk.Checksums = []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: hx}}
 		}
-		pk.ExternalRefs = []spdxExternalRef{{ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl", ReferenceLocator: PURL(name, version)}}
+		if purls := opts.PURLs[p]; len(purls) > 0 {
+			for _, u := range purls {
+				pk.ExternalRefs = append(pk.ExternalRefs, spdxExternalRef{ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl", ReferenceLocator: u})
+			}
+		} else {
+			pk.ExternalRefs = []spdxExternalRef{{ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl", ReferenceLocator: PURL(name, version)}}
+		}
 		doc.Packages = append(doc.Packages, pk)
 	}
 	for _, r := range g.Roots {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -93,7 +94,8 @@ type Custom struct {
 // config, and what it left out.
 type CustomResult struct {
 	// Env is the environment the image config should carry: PATH first,
-	// then SSL_CERT_FILE when the image has a CA bundle.
+	// then SSL_CERT_FILE when the image has a CA bundle, then what the
+	// closure's store paths declare in EnvFile, sorted by name.
 	Env []string
 	// Skipped are image paths not linked because their target dangles or
 	// resolves outside the closure, sorted.
@@ -139,6 +141,15 @@ var excludedTop = map[string]bool{"nix": true, "nix-support": true}
 //     /etc/ssl/certs/ca-bundle.crt (and ca-certificates.crt), linked to the
 //     bundle of a package that has etc/ssl/certs/ca-bundle.crt, preferring
 //     the merged /etc, else the first closure path in byte order.
+//
+// A store path of the closure may declare environment the image needs in
+// its nix-support/strata-env (EnvFile): NAME=VALUE lines (blank lines and
+// # comments skipped), typically paths compiled into its programs that
+// point elsewhere (GIT_EXEC_PATH=/nix/store/...-git/lib/git-core). They go
+// into CustomResult.Env: the requested packages' declarations first (in
+// request order), then the rest of the closure's (in byte order); the first
+// declaration of a name wins; PATH and SSL_CERT_FILE stay the layer's, and
+// declaring PATH is an error.
 //
 // Every symlink made from packages is absolute, points into /nix/store and
 // resolves, following every link, to a file or directory inside c.Closure:
@@ -282,6 +293,84 @@ func (b *customBuilder) build(c Custom) error {
 		}
 		b.res.Env = append(b.res.Env, "SSL_CERT_FILE="+CABundle)
 	}
+	return b.packageEnv(c.Packages)
+}
+
+// EnvFile is where a store path declares the environment it needs in an
+// image (see WriteCustomisation).
+const EnvFile = "nix-support/strata-env"
+
+// envNameOK is a portable environment variable name.
+func envNameOK(k string) bool {
+	if k == "" || k[0] >= '0' && k[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// packageEnv adds to b.res.Env what the closure's store paths declare in
+// their EnvFile: the requested packages first, in request order, then the
+// rest of the closure in byte order; the first declaration of a name wins,
+// and names the layer sets itself (PATH, SSL_CERT_FILE) stay as they are.
+// The declared variables follow the layer's own, sorted by name.
+func (b *customBuilder) packageEnv(pkgs []string) error {
+	set := map[string]bool{}
+	for _, kv := range b.res.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	var added []string
+	seen := map[string]bool{}
+	for _, p := range append(slices.Clone(pkgs), b.sorted...) {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+		f := p + "/" + EnvFile
+		res, err := b.r.resolve(f)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
+				continue
+			}
+			return fmt.Errorf("layer: %s: %w", f, err)
+		}
+		if res.isDir || !b.closure[storePathOf(res.final)] {
+			return fmt.Errorf("layer: %s: not a file of the closure", f)
+		}
+		data, err := os.ReadFile(diskPath(b.r.root, res.final))
+		if err != nil {
+			return fmt.Errorf("layer: %w", err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || !envNameOK(k) {
+				return fmt.Errorf("layer: %s line %d: want NAME=VALUE, got %q", f, i+1, line)
+			}
+			if k == "PATH" {
+				return fmt.Errorf("layer: %s line %d: PATH is the image's (%s); declare other variables", f, i+1, DefaultPath)
+			}
+			if set[k] {
+				continue
+			}
+			set[k] = true
+			added = append(added, k+"="+v)
+		}
+	}
+	slices.Sort(added)
+	b.res.Env = append(b.res.Env, added...)
 	return nil
 }
 

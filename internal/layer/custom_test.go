@@ -333,3 +333,66 @@ func TestCustomisationAccounts(t *testing.T) {
 		}
 	}
 }
+
+// Store paths declare environment in nix-support/strata-env: requested
+// packages first, then the closure in byte order; the first declaration of
+// a name wins and the layer's own PATH and SSL_CERT_FILE stay.
+func TestCustomisationPackageEnv(t *testing.T) {
+	const (
+		sGit  = "/nix/store/gggggggggggggggggggggggggggggggg-git-2.39"
+		sCA   = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-ca-certificates-2023"
+		sLib  = "/nix/store/llllllllllllllllllllllllllllllll-libcurl-7.88"
+		sAway = "/nix/store/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-away-1"
+	)
+	root := t.TempDir()
+	makeTree(t, root, []fsEntry{
+		{path: "nix/store", dir: true},
+		{path: sGit[1:] + "/bin", dir: true},
+		{path: sGit[1:] + "/bin/git", content: "git", mode: 0o555},
+		{path: sGit[1:] + "/nix-support", dir: true},
+		{path: sGit[1:] + "/" + EnvFile, content: "# git's compiled-in paths\nGIT_EXEC_PATH=" + sGit + "/lib/git-core\n\nSHARED=from-git\n"},
+		{path: sCA[1:] + "/etc/ssl/certs", dir: true},
+		{path: sCA[1:] + "/etc/ssl/certs/ca-bundle.crt", content: "-----BEGIN CERTIFICATE-----\n"},
+		{path: sCA[1:] + "/nix-support", dir: true},
+		{path: sCA[1:] + "/" + EnvFile, content: "SSL_CERT_FILE=" + sCA + "/etc/ssl/certs/ca-bundle.crt\nCURL_CA_BUNDLE=" + sCA + "/etc/ssl/certs/ca-bundle.crt\nSHARED=from-ca\nEMPTY=\n"},
+		{path: sLib[1:] + "/nix-support", dir: true},
+		{path: sLib[1:] + "/nix-support/strata-env", symlink: sAway + "/env"},
+		{path: sAway[1:], dir: true},
+		{path: sAway[1:] + "/env", content: "AWAY=1\n"},
+	}, time.Unix(1234, 0))
+	res, _, _ := writeCustom(t, Custom{Packages: []string{sGit}, Closure: []string{sCA, sGit}, Root: root})
+	want := []string{
+		"PATH=" + DefaultPath,
+		"SSL_CERT_FILE=" + CABundle,
+		"CURL_CA_BUNDLE=" + sCA + "/etc/ssl/certs/ca-bundle.crt",
+		"EMPTY=",
+		"GIT_EXEC_PATH=" + sGit + "/lib/git-core",
+		"SHARED=from-git",
+	}
+	if !slices.Equal(res.Env, want) {
+		t.Errorf("Env =\n%q\nwant\n%q", res.Env, want)
+	}
+
+	// A declaration that resolves outside the closure is refused.
+	_, err := WriteCustomisation(context.Background(), &bytes.Buffer{}, Custom{Packages: []string{sLib}, Root: root})
+	if err == nil || !strings.Contains(err.Error(), sLib+"/"+EnvFile) {
+		t.Errorf("env file leaving the closure: error %v", err)
+	}
+
+	for _, c := range []struct{ content, want string }{
+		{"not a declaration\n", "line 1: want NAME=VALUE"},
+		{"OK=1\n1BAD=x\n", "line 2: want NAME=VALUE"},
+		{"PATH=/opt/bin\n", "line 1: PATH is the image's"},
+	} {
+		bad := t.TempDir()
+		makeTree(t, bad, []fsEntry{
+			{path: "nix/store", dir: true},
+			{path: sGit[1:] + "/nix-support", dir: true},
+			{path: sGit[1:] + "/" + EnvFile, content: c.content},
+		}, time.Unix(1234, 0))
+		_, err := WriteCustomisation(context.Background(), &bytes.Buffer{}, Custom{Packages: []string{sGit}, Root: bad})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), EnvFile) {
+			t.Errorf("%q: error %v, want %q and the file", c.content, err, c.want)
+		}
+	}
+}
