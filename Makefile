@@ -9,7 +9,7 @@ LDFLAGS := -X strata/internal/cli.Version=$(VERSION)
 RUN_ADDR ?= 127.0.0.1:5000
 RUN_STORAGE ?= $(CURDIR)/.cache/storage
 
-.PHONY: all deps build image run test lint bench clean
+.PHONY: all deps build image run test lint bench clean debian-pkgs
 
 all: build
 
@@ -36,6 +36,12 @@ run: deps build
 	@echo
 	exec $(BIN) serve --listen $(RUN_ADDR) --pkgs-path $(CURDIR)/testdata/pkgs \
 		--storage-path $(RUN_STORAGE) --log-format text
+
+# Debian 12 packages (python3, git, curl, ...) for amd64 and arm64 as a
+# package set at .cache/debian-pkgs; cached after the first run.
+DEBIAN_PKGS ?= $(CURDIR)/.cache/debian-pkgs
+debian-pkgs: deps
+	bash scripts/debian-pkgs.sh $(DEBIAN_PKGS)
 
 # Every test: lint, unit and race, end to end with real clients.
 test: deps lint

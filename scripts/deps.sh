@@ -24,6 +24,7 @@ want htpasswd apache2-utils
 want sqlite3 sqlite3
 want curl curl
 want jq jq
+want lz4cat lz4
 want chromium chromium
 if [ "${1:-}" = bench ]; then
   want wrk wrk
@@ -36,6 +37,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: installing ${need_apt[*]}" >&2
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# arm64 as a foreign architecture, with its Packages lists: the arm64
+# busybox below and scripts/debian-pkgs.sh (Debian packages for arm64).
+if ! dpkg --print-foreign-architectures | grep -qx arm64 || ! ls /var/lib/apt/lists/*_binary-arm64_Packages* >/dev/null 2>&1; then
+  echo "deps: adding the arm64 architecture" >&2
+  dpkg --add-architecture arm64
+  apt-get update -qq
 fi
 
 # The arm64 busybox for the cross platform of the offline package set.
