@@ -22,10 +22,11 @@ func init() {
 
 func indexCreateCommand(env *Env) *cobra.Command {
 	var (
-		f        remoteFlags
-		from     []string
-		annots   []string
-		required []string
+		f         remoteFlags
+		from      []string
+		annots    []string
+		required  []string
+		referrers bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create DST --from REF...",
@@ -33,16 +34,27 @@ func indexCreateCommand(env *Env) *cobra.Command {
 		Long: `Create an OCI image index from per-platform images and push it to DST (a tag,
 or a digest which must match), then print its digest.
 
-Each --from is an image in any registry, by digest or tag; it is copied by
-digest into DST's repository first when not there. Its platform is read from
-the image's config. --annotation K=V goes on the outer index; nothing else is
-added (no creation time: the same images give the same index digest).
+Each --from is [OS/ARCH[/VARIANT]=]REF, REF an image in any registry by tag,
+by digest, or as REPO:TAG@DIGEST (what strata push printed): the index pins
+every image by digest, and a tag that moved away from its digest since the
+push is an error. With OS/ARCH= the image must be of that platform. Each image
+is copied by digest into DST's repository first when not there (with its
+referrers, such as its SBOM). Its platform is read from the image's config.
+--annotation K=V goes on the outer index; nothing else is added (no creation
+time: the same images give the same index digest).
 
-Nothing is pushed when a platform named in --require is missing or when two
-images have the same platform.`,
+Nothing is pushed when a --from is an index rather than an image, is of
+another platform than named, moved, or shares its platform with another, or
+when a platform named in --require is missing; the error names the --from
+and what it found.`,
+		Example: `  strata index create registry.example/app:1.0.0 \
+    --from linux/amd64=registry.example/app:1.0.0-amd64@sha256:... \
+    --from linux/arm64=registry.example/app:1.0.0-arm64@sha256:... \
+    --require linux/amd64 --require linux/arm64 \
+    --annotation org.opencontainers.image.version=1.0.0`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := publish.IndexOptions{From: from, Jobs: f.jobs, Insecure: f.insecure}
+			opts := publish.IndexOptions{From: from, Jobs: f.jobs, Insecure: f.insecure, NoReferrers: !referrers}
 			for _, a := range annots {
 				k, v, ok := strings.Cut(a, "=")
 				if !ok || k == "" {
@@ -83,7 +95,8 @@ images have the same platform.`,
 		},
 	}
 	f.add(cmd, true)
-	cmd.Flags().StringArrayVar(&from, "from", nil, "a per-platform image (repeat)")
+	cmd.Flags().StringArrayVar(&from, "from", nil, "a per-platform image: [OS/ARCH=]REF, REF by tag, digest or TAG@DIGEST (repeat)")
+	cmd.Flags().BoolVar(&referrers, "referrers", true, "copy the referrers (SBOMs) of images from another repository along; --referrers=false leaves them behind")
 	cmd.Flags().StringArrayVar(&annots, "annotation", nil, "KEY=VALUE annotation on the index (repeat)")
 	cmd.Flags().StringSliceVar(&required, "require", nil, "platforms that must be present, e.g. linux/amd64,linux/arm64")
 	_ = cmd.MarkFlagRequired("from")

@@ -111,6 +111,8 @@ func refWithoutDigest(s string) string {
 func copyCommand(env *Env, use, short, long, verb string) *cobra.Command {
 	var f remoteFlags
 	var chunk int64
+	var platform string
+	var referrers bool
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -122,9 +124,17 @@ func copyCommand(env *Env, use, short, long, verb string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := publish.Copy(cmd.Context(), args[0], args[1], publish.CopyOptions{
-				Jobs: f.jobs, Insecure: f.insecure, Keychain: kc, ChunkSize: chunk, Log: log,
-			})
+			opts := publish.CopyOptions{
+				Jobs: f.jobs, Insecure: f.insecure, Keychain: kc, ChunkSize: chunk, Log: log, NoReferrers: !referrers,
+			}
+			if platform != "" {
+				p, err := publish.ParsePlatform(platform)
+				if err != nil {
+					return fmt.Errorf("--platform: %w", err)
+				}
+				opts.Platform = &p
+			}
+			r, err := publish.Copy(cmd.Context(), args[0], args[1], opts)
 			if err != nil {
 				return err
 			}
@@ -132,15 +142,23 @@ func copyCommand(env *Env, use, short, long, verb string) *cobra.Command {
 		},
 	}
 	f.add(cmd, true)
+	cmd.Flags().StringVar(&platform, "platform", "", "copy the image of this platform (os/arch[/variant]) from a source holding several: a layout, an archive or an index (default: the source must hold one image or index)")
+	cmd.Flags().BoolVar(&referrers, "referrers", true, "bring the source's referrers (SBOMs, signatures) along; --referrers=false leaves them behind")
 	cmd.Flags().Int64Var(&chunk, "chunk-size", 0, "upload blobs larger than this many bytes in chunks (0: one request per blob, chunks only if the registry refuses it)")
 	return cmd
 }
 
 const sourcesHelp = `SRC is one of:
-  oci:DIR                       an OCI layout (several manifests: pushed as its index)
-  oci:DIR:REF                   the manifest named REF (ref.name annotation or digest)
+  oci:DIR[:REF]                  an OCI layout (REF: a ref.name or a digest)
   docker-archive:FILE[:REPO:TAG] a docker save / docker-archive tarball
-  REGISTRY/REPO[:TAG|@DIGEST]   an image or index in a registry
+  REGISTRY/REPO[:TAG|@DIGEST]    an image or index in a registry
+
+An image stays an image: a layout written by strata build holds the image and
+its SBOM, and the image goes under DST's tag while the SBOM becomes its
+referrer (subject = the image), through the referrers API or, on registries
+without it, the referrers tag schema. A source holding several images needs
+--platform, else the error lists them. Referrers of what is copied come along
+(--referrers=false leaves them behind); DST's tag moves only after them.
 
 Digests are preserved (an index is copied with all its children byte for byte),
 blobs already in the destination are skipped and blobs in another repository of
@@ -155,7 +173,7 @@ their credential helpers; --token-command. Other registries use the files only.`
 
 func init() {
 	register(func(env *Env) *cobra.Command {
-		return copyCommand(env, "push SRC DST", "Push a local image (OCI layout, docker-archive) to a registry",
+		return copyCommand(env, "push SRC DST", "Push a local image (OCI layout, docker-archive) and its SBOM to a registry",
 			"Push SRC to the registry reference DST.\n\n"+sourcesHelp, "pushed")
 	})
 }

@@ -2,6 +2,9 @@ package publish
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -12,13 +15,16 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // IndexOptions configures CreateIndex.
 type IndexOptions struct {
-	// From are the per-platform images, each a registry reference by digest
-	// or tag, in any registry. Required.
+	// From are the per-platform images, each "[OS/ARCH[/VARIANT]=]REF"
+	// with REF by tag, by digest or "REPO:TAG@DIGEST", in any registry
+	// (see CreateIndex). Required.
 	From []string
 	// Annotations go on the outer index. Default: none (in particular no
 	// org.opencontainers.image.created, so the index is reproducible).
@@ -34,6 +40,9 @@ type IndexOptions struct {
 	Keychain authn.Keychain
 	// Retry bounds retries of each request. Default: see RetryOptions.
 	Retry RetryOptions
+	// NoReferrers leaves the referrers (SBOMs) of images copied from
+	// another repository behind. Default false: they come along.
+	NoReferrers bool
 	// Log receives debug lines. Default: no logging.
 	Log *slog.Logger
 }
@@ -78,71 +87,180 @@ func satisfies(have, want v1.Platform) bool {
 }
 
 type indexChild struct {
+	from     string // the --from value as given
 	ref      name.Reference
-	img      v1.Image
+	art      Artifact
 	digest   v1.Hash
 	platform v1.Platform
 }
 
-// CreateIndex assembles an OCI image index from per-platform images, pushes
-// each image by digest into dst's repository when it is not there already,
-// then pushes the index to dst (a tag, or a digest which must match). The
-// platform of each entry is read from its image's config. It fails closed
-// (pushes nothing) when a platform in Require is missing or two images
-// share a platform. Entries are sorted by platform, so the same images give
-// the same index whatever their order in From.
+// indexFrom is one parsed --from: "[OS/ARCH[/VARIANT]=]REF".
+type indexFrom struct {
+	raw  string
+	want *v1.Platform // the platform the image must have; nil: any
+	ref  name.Reference
+	tag  string // the tag of "REPO:TAG@DIGEST", checked against DIGEST
+}
+
+func (c *client) parseFrom(s string) (indexFrom, error) {
+	f := indexFrom{raw: s}
+	r := s
+	if p, rest, ok := strings.Cut(s, "="); ok {
+		pl, err := ParsePlatform(p)
+		if err != nil {
+			return f, fmt.Errorf("--from %q: %w (want [OS/ARCH=]REGISTRY/REPOSITORY[:TAG][@DIGEST])", s, err)
+		}
+		f.want, r = &pl, rest
+	}
+	ref, err := c.ref(r)
+	if err != nil {
+		return f, fmt.Errorf("--from %q: %w (want [OS/ARCH=]REGISTRY/REPOSITORY[:TAG][@DIGEST])", s, err)
+	}
+	f.ref = ref
+	if _, ok := ref.(name.Digest); ok {
+		before, _, _ := strings.Cut(strings.TrimPrefix(r, "docker://"), "@")
+		if i := strings.LastIndexByte(before, ':'); i > strings.LastIndexByte(before, '/') {
+			f.tag = before[i+1:]
+		}
+	}
+	return f, nil
+}
+
+// describeIndex names the manifests of an index for an error: their
+// platforms, or artifact types.
+func describeIndex(raw []byte) string {
+	var im v1.IndexManifest
+	if err := json.Unmarshal(raw, &im); err != nil {
+		return "unreadable"
+	}
+	var parts []string
+	for _, d := range im.Manifests {
+		switch {
+		case d.Platform != nil:
+			parts = append(parts, platformString(*d.Platform))
+		case d.ArtifactType != "":
+			parts = append(parts, d.ArtifactType)
+		default:
+			parts = append(parts, string(d.MediaType))
+		}
+	}
+	return fmt.Sprintf("%d manifests: %s", len(im.Manifests), strings.Join(parts, ", "))
+}
+
+// openChild reads one --from image and checks it: an image (not an
+// index), of the platform asked for, still under its tag.
+func (c *client) openChild(ctx context.Context, f indexFrom, dst name.Repository, noReferrers bool) (indexChild, error) {
+	desc, err := remote.Get(f.ref, c.opts(ctx)...)
+	if err != nil {
+		return indexChild{}, fmt.Errorf("--from %s: %w", f.raw, explain(err))
+	}
+	if desc.MediaType.IsIndex() {
+		return indexChild{}, fmt.Errorf("--from %s names an image index (%s, %s), not an image: an index entry must be one platform's image; push the image itself (strata push --platform OS/ARCH oci:DIR %s) and name that",
+			f.raw, desc.Digest, describeIndex(desc.Manifest), refWithoutDigest(f.ref))
+	}
+	if desc.MediaType.IsSchema1() || !desc.MediaType.IsImage() {
+		return indexChild{}, fmt.Errorf("--from %s is %s, not an image manifest", f.raw, desc.MediaType)
+	}
+	if f.tag != "" {
+		tagRef := f.ref.Context().Tag(f.tag)
+		now, err := remote.Head(tagRef, c.opts(ctx)...)
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			return indexChild{}, fmt.Errorf("--from %s: the tag %s is gone (it was pushed as %s): it was deleted or never pushed; nothing was pushed", f.raw, tagRef, desc.Digest)
+		}
+		if err != nil {
+			return indexChild{}, fmt.Errorf("--from %s: the tag %s: %w (it was pushed as %s; nothing was pushed)", f.raw, tagRef, explain(err), desc.Digest)
+		}
+		if now.Digest != desc.Digest {
+			return indexChild{}, fmt.Errorf("--from %s: the tag %s moved: it names %s now, not the pushed %s (nothing was pushed; run the push step again, or name the digest alone)",
+				f.raw, tagRef, now.Digest, desc.Digest)
+		}
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return indexChild{}, fmt.Errorf("read image %s: %w", f.raw, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return indexChild{}, fmt.Errorf("read the config of %s: %w", f.raw, explain(err))
+	}
+	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion, OSFeatures: cf.OSFeatures}
+	if p.OS == "" || p.Architecture == "" {
+		return indexChild{}, fmt.Errorf("--from %s (%s) has no os/architecture in its config: rebuild it with --platform", f.raw, desc.Digest)
+	}
+	if f.want != nil && !satisfies(p, *f.want) {
+		return indexChild{}, fmt.Errorf("--from %s is a %s image (%s), not %s: that step pushed the wrong platform; build it again with --platform %s and push it (nothing was pushed)",
+			f.raw, platformString(p), desc.Digest, platformString(*f.want), platformString(*f.want))
+	}
+	ch := indexChild{from: f.raw, ref: f.ref, art: Artifact{Image: img}, digest: desc.Digest, platform: p}
+	// Referrers in another repository come along; in dst's they are there.
+	if !noReferrers && f.ref.Context().String() != dst.String() {
+		if ch.art.Referrers, err = c.remoteReferrers(ctx, f.ref.Context(), []string{desc.Digest.String()}, maxReferrerDepth); err != nil {
+			return indexChild{}, err
+		}
+	}
+	return ch, nil
+}
+
+func refWithoutDigest(r name.Reference) string {
+	return r.Context().String() + ":TAG"
+}
+
+// CreateIndex assembles an OCI image index from per-platform images and
+// pushes it to dst (a tag, or a digest which must match). Each From is
+// "[OS/ARCH[/VARIANT]=]REF": REF by tag, by digest, or "REPO:TAG@DIGEST"
+// (the digest is what goes in the index, and the tag must still name it:
+// a tag moved since the push is an error). Every entry is pinned by
+// digest. The platform of each entry is read from its image's config and
+// must match the one given before "=".
+//
+// It fails closed, pushing nothing, when a From is an index rather than an
+// image, has the wrong platform, moved, or shares its platform with
+// another, or when a platform of Require is missing. Then each image is
+// copied by digest into dst's repository when not there already (with its
+// referrers, unless NoReferrers), then the index by digest, then its tag.
+// Entries are sorted by platform, so the same images give the same index
+// whatever their order in From.
 func CreateIndex(ctx context.Context, dst string, opts IndexOptions) (Result, error) {
 	if len(opts.From) == 0 {
 		return Result{}, fmt.Errorf("index: no images: name each per-platform image with --from")
 	}
-	c, err := newClient(ctx, opts.Jobs, opts.Insecure, opts.Keychain, opts.Retry, 0, opts.Log, nil)
+	c, err := newClient(ctx, CopyOptions{Jobs: opts.Jobs, Insecure: opts.Insecure, Keychain: opts.Keychain, Retry: opts.Retry, Log: opts.Log})
 	if err != nil {
 		return Result{}, err
 	}
-	dstRef, err := name.ParseReference(dst, c.names...)
+	dstRef, err := c.ref(dst)
 	if err != nil {
 		return Result{}, fmt.Errorf("destination %q: %w (want REGISTRY/REPOSITORY[:TAG|@DIGEST])", dst, err)
 	}
 
-	// Read everything first: nothing is pushed until the index is known good.
+	// Read and check everything first: nothing is pushed until the index
+	// is known good.
 	children := make([]indexChild, 0, len(opts.From))
 	seen := map[string]string{}
-	for _, from := range opts.From {
-		ref, err := name.ParseReference(strings.TrimPrefix(from, "docker://"), c.names...)
-		if err != nil {
-			return Result{}, fmt.Errorf("--from %q: %w", from, err)
-		}
-		a, err := c.openRemote(ctx, ref)
+	for _, s := range opts.From {
+		f, err := c.parseFrom(s)
 		if err != nil {
 			return Result{}, err
 		}
-		if a.idx != nil {
-			return Result{}, fmt.Errorf("--from %s is an index: name a single-platform image (by digest) instead", from)
-		}
-		cf, err := a.img.ConfigFile()
+		ch, err := c.openChild(ctx, f, dstRef.Context(), opts.NoReferrers)
 		if err != nil {
-			return Result{}, fmt.Errorf("read config of %s: %w", from, err)
+			return Result{}, err
 		}
-		p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion, OSFeatures: cf.OSFeatures}
-		if p.OS == "" || p.Architecture == "" {
-			return Result{}, fmt.Errorf("image %s has no os/architecture in its config: rebuild it with a platform", from)
+		if prev, dup := seen[platformKey(ch.platform)]; dup {
+			return Result{}, fmt.Errorf("--from %s and --from %s are both %s images: an index holds one image per platform; one step pushed the wrong platform (nothing was pushed)", prev, s, platformString(ch.platform))
 		}
-		if prev, dup := seen[platformKey(p)]; dup {
-			return Result{}, fmt.Errorf("images %s and %s are both %s: an index holds one image per platform", prev, from, platformString(p))
-		}
-		seen[platformKey(p)] = from
-		d, err := a.img.Digest()
-		if err != nil {
-			return Result{}, fmt.Errorf("digest of %s: %w", from, err)
-		}
-		children = append(children, indexChild{ref: ref, img: a.img, digest: d, platform: p})
+		seen[platformKey(ch.platform)] = s
+		children = append(children, ch)
 	}
 	have := make([]v1.Platform, len(children))
+	var found []string
 	for i, ch := range children {
 		have[i] = ch.platform
+		found = append(found, fmt.Sprintf("%s is %s", ch.from, platformString(ch.platform)))
 	}
 	if missing := MissingPlatforms(have, opts.Require); len(missing) > 0 {
-		return Result{}, fmt.Errorf("required platform %s missing: add an image for it with --from (nothing was pushed)", strings.Join(missing, ", "))
+		return Result{}, fmt.Errorf("required platform %s missing (%s): add an image for it with --from (nothing was pushed)", strings.Join(missing, ", "), strings.Join(found, "; "))
 	}
 	idx, err := assembleIndex(children, opts.Annotations)
 	if err != nil {
@@ -157,21 +275,19 @@ func CreateIndex(ctx context.Context, dst string, opts IndexOptions) (Result, er
 	}
 
 	// Each image by digest into the destination repository (ggcr skips what
-	// is there and mounts blobs from other repositories of the registry).
+	// is there and mounts blobs from other repositories of the registry),
+	// then the index by digest, then its tag.
 	for _, ch := range children {
-		target := dstRef.Context().Digest(ch.digest.String())
-		if err := c.push(ctx, target, ch.img); err != nil {
-			return Result{}, fmt.Errorf("copy %s to %s: %w", ch.ref, target, explain(err))
+		t := &registryTarget{c: c, ref: dstRef.Context().Digest(ch.digest.String())}
+		if _, err := t.Write(ctx, ch.art); err != nil {
+			return Result{}, fmt.Errorf("copy %s to %s: %w (the index was not pushed)", ch.from, t.ref, err)
 		}
 	}
-	if err := c.push(ctx, dstRef, idx); err != nil {
-		return Result{}, fmt.Errorf("push index %s: %w", dstRef, explain(err))
-	}
-	raw, err := idx.RawManifest()
+	res, err := (&registryTarget{c: c, ref: dstRef}).Write(ctx, Artifact{Index: idx})
 	if err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("push the index: %w", err)
 	}
-	return Result{Ref: dstRef.String(), Digest: d.String(), MediaType: string(types.OCIImageIndex), Size: int64(len(raw))}, nil
+	return res, nil
 }
 
 // MissingPlatforms returns the platforms of want (as os/arch[/variant])
@@ -200,13 +316,13 @@ func assembleIndex(children []indexChild, annotations map[string]string) (v1.Ima
 	var idx v1.ImageIndex = empty.Index
 	idx = mutate.IndexMediaType(idx, types.OCIImageIndex)
 	for _, ch := range children {
-		mt, err := ch.img.MediaType()
+		mt, err := ch.art.Image.MediaType()
 		if err != nil {
 			return nil, fmt.Errorf("media type of %s: %w", ch.ref, err)
 		}
 		p := ch.platform
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
-			Add:        ch.img,
+			Add:        ch.art.Image,
 			Descriptor: v1.Descriptor{MediaType: mt, Platform: &p},
 		})
 	}

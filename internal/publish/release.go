@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -19,6 +18,9 @@ type PlatformImage struct {
 	// Default: the config's os, architecture and variant.
 	Platform *v1.Platform
 	Image    v1.Image
+	// Referrers (the image's SBOM) are pushed after the image, by digest,
+	// before any index or tag names it. Default none.
+	Referrers []v1.Image
 }
 
 // ReleaseOptions configures Release.
@@ -112,15 +114,6 @@ type ReleaseResult struct {
 	Steps  []Step   `json:"steps"`
 }
 
-// rawManifest is a manifest to PUT byte for byte.
-type rawManifest struct {
-	raw []byte
-	mt  types.MediaType
-}
-
-func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
-func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
-
 // Release publishes per-platform images as one version, in this order:
 // each image by digest, the index of them by digest (OCI, entries sorted by
 // platform, Annotations on it), the version tag, and, when MoveLatest,
@@ -130,11 +123,15 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 // a failure mid-way leaves the tags where they were until the index is
 // complete. Run Preflight first.
 func Release(ctx context.Context, opts ReleaseOptions) (ReleaseResult, error) {
-	c, err := newClient(ctx, opts.Jobs, opts.Insecure, opts.Keychain, opts.Retry, 0, opts.Log, nil)
+	c, err := newClient(ctx, CopyOptions{Jobs: opts.Jobs, Insecure: opts.Insecure, Keychain: opts.Keychain, Retry: opts.Retry, Log: opts.Log})
 	if err != nil {
 		return ReleaseResult{}, err
 	}
-	repo, err := name.NewRepository(opts.Repository, c.names...)
+	var nopts []name.Option
+	if opts.Insecure || IsLoopback(strings.SplitN(opts.Repository, "/", 2)[0]) {
+		nopts = append(nopts, name.Insecure)
+	}
+	repo, err := name.NewRepository(opts.Repository, nopts...)
 	if err != nil {
 		return ReleaseResult{}, fmt.Errorf("repository %q: %w (want REGISTRY/REPOSITORY)", opts.Repository, err)
 	}
@@ -170,7 +167,11 @@ func Release(ctx context.Context, opts ReleaseOptions) (ReleaseResult, error) {
 		if err != nil {
 			return ReleaseResult{}, fmt.Errorf("digest of the %s image: %w", platformString(p), err)
 		}
-		children = append(children, indexChild{ref: repo.Digest(d.String()), img: pi.Image, digest: d, platform: p})
+		art := Artifact{Image: pi.Image}
+		for _, r := range pi.Referrers {
+			art.Referrers = append(art.Referrers, Artifact{Image: r})
+		}
+		children = append(children, indexChild{from: platformString(p), ref: repo.Digest(d.String()), art: art, digest: d, platform: p})
 	}
 	have := make([]v1.Platform, len(children))
 	for i, ch := range children {
@@ -195,7 +196,7 @@ func Release(ctx context.Context, opts ReleaseOptions) (ReleaseResult, error) {
 	res := ReleaseResult{Repository: repo.String(), Version: opts.Version, Index: idxDigest.String(),
 		DryRun: opts.DryRun, Platforms: []PlatformDigest{}, Tags: []string{tag}}
 	for _, ch := range children {
-		size, err := imageSize(ch.img)
+		size, err := imageSize(ch.art.Image)
 		if err != nil {
 			return ReleaseResult{}, err
 		}
@@ -223,7 +224,6 @@ func Release(ctx context.Context, opts ReleaseOptions) (ReleaseResult, error) {
 		return res, nil
 	}
 
-	manifest := rawManifest{raw: raw, mt: types.OCIImageIndex}
 	for i, s := range res.Steps {
 		switch {
 		case s.Action == ActionPushImage:
@@ -232,15 +232,15 @@ func Release(ctx context.Context, opts ReleaseOptions) (ReleaseResult, error) {
 			if opts.Progress != nil {
 				c.prog = func(u v1.Update) { opts.Progress(s, u) }
 			}
-			if err := c.push(ctx, ch.ref, ch.img); err != nil {
-				return res, fmt.Errorf("push the %s image to %s: %w (no tag was moved)", s.Platform, ch.ref, explain(err))
+			if _, err := (&registryTarget{c: c, ref: ch.ref}).Write(ctx, ch.art); err != nil {
+				return res, fmt.Errorf("push the %s image: %w (no tag was moved)", s.Platform, err)
 			}
 		default:
-			ref, err := name.ParseReference(s.Ref, c.names...)
+			ref, err := name.ParseReference(s.Ref, nopts...)
 			if err != nil {
 				return res, err
 			}
-			if err := remote.Put(ref, manifest, append(c.remote, remote.WithContext(ctx))...); err != nil {
+			if err := c.putRaw(ctx, ref, raw, types.OCIImageIndex); err != nil {
 				what := "push the index to " + s.Ref
 				if s.Action == ActionTag {
 					what = "tag " + s.Ref

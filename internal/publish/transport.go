@@ -104,20 +104,6 @@ func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
 func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
 func (d discardHandler) WithGroup(string) slog.Handler           { return d }
 
-// isLoopback reports whether host (with or without port) is localhost or a
-// loopback address, where plain HTTP is allowed as docker does.
-func isLoopback(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // guard refuses plain HTTP except to loopback hosts or with --insecure: ggcr
 // would otherwise fall back to HTTP for private (RFC 1918) and .local hosts.
 type guard struct {
@@ -126,7 +112,7 @@ type guard struct {
 }
 
 func (g *guard) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme == "http" && !g.insecure && !isLoopback(r.URL.Host) {
+	if r.URL.Scheme == "http" && !g.insecure && !IsLoopback(r.URL.Host) {
 		if r.Body != nil {
 			r.Body.Close()
 		}

@@ -197,11 +197,11 @@ func TestGuardRefusesPlainHTTP(t *testing.T) {
 		t.Errorf("plain HTTP to a private address: %v, want a refusal naming --insecure", err)
 	}
 	for _, h := range []string{"localhost:5000", "127.0.0.1:5000", "[::1]:5000", "127.1.2.3"} {
-		if !isLoopback(h) {
-			t.Errorf("isLoopback(%q) = false", h)
+		if !IsLoopback(h) {
+			t.Errorf("IsLoopback(%q) = false", h)
 		}
 	}
-	if isLoopback("10.0.0.1:5000") || isLoopback("example.com") {
+	if IsLoopback("10.0.0.1:5000") || IsLoopback("example.com") {
 		t.Error("isLoopback accepts non-loopback hosts")
 	}
 }
