@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sort"
 	"strings"
 

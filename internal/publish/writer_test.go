@@ -348,4 +348,6 @@ func FuzzParseLocation(f *testing.F) {
 // refuseAll is a transport that answers nothing.
 type refuseAll struct{}
 
-func (refuseAll) RoundTrip(*http.Request) (*http.Response, error) { return nil, errors.New("no network in this test") }
+func (refuseAll) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("no network in this test")
+}
