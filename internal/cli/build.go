@@ -15,13 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/spf13/cobra"
 
 	"strata/internal/builder"
@@ -29,6 +23,7 @@ import (
 	"strata/internal/layer"
 	"strata/internal/layering"
 	"strata/internal/nix"
+	"strata/internal/publish"
 	"strata/internal/storage"
 )
 
@@ -53,6 +48,7 @@ type buildOptions struct {
 	nixDB       bool
 	verbose     bool // --log-level given: show the builder's logs
 	sbom        bool // attach the SBOM to oci: and registry outputs; default true
+	remote      remoteFlags
 	localBuild
 }
 
@@ -68,7 +64,8 @@ to each --output:
 
   oci:DIR[:TAG]              an OCI image layout (an index for several platforms)
   docker-archive:FILE[:REF]  a docker-archive tarball (podman load, docker load)
-  REGISTRY/REPO:TAG          pushed to a registry (credentials from docker/podman config)
+  REGISTRY/REPO:TAG          pushed to a registry, through the same writer,
+                             transport and credentials as strata push
 
 The image is the PACKAGE arguments plus the flags, or a description file
 (-f image.yaml; the format is in docs/build.md), or a Nix expression that
@@ -81,7 +78,7 @@ evaluates to one (-f image.nix, optionally --nix-attr ATTR; or --flake REF
 			if f := cmd.Flag("log-level"); f != nil && f.Changed {
 				o.verbose = true
 			}
-			return runBuild(cmd.Context(), env, o, args)
+			return runBuild(cmd.Context(), cmd, env, o, args)
 		},
 	}
 	f := cmd.Flags()
@@ -105,6 +102,7 @@ evaluates to one (-f image.nix, optionally --nix-attr ATTR; or --flake REF
 	f.BoolVar(&o.jsonOut, "json", false, "print a machine-readable result on stdout (default false)")
 	f.StringVar(&o.strategy, "strategy", "", "layering strategy: "+strings.Join(layering.Names(), ", ")+" (default strata)")
 	f.BoolVar(&o.sbom, "sbom", true, "attach each image's SPDX SBOM as a referrer (subject = the image) to oci: and registry outputs")
+	o.remote.addCreds(cmd, true)
 	return cmd
 }
 
@@ -147,11 +145,11 @@ type OutputResult struct {
 	SBOMs []string `json:"sboms,omitempty"`
 }
 
-func runBuild(ctx context.Context, env *Env, o *buildOptions, args []string) error {
+func runBuild(ctx context.Context, cmd *cobra.Command, env *Env, o *buildOptions, args []string) error {
 	start := time.Now()
 	for _, out := range o.outputs {
-		if _, _, err := parseOutput(out); err != nil {
-			return err
+		if _, err := publish.ParseLocation(out, o.remote.insecure); err != nil {
+			return fmt.Errorf("--output %w", err)
 		}
 	}
 	nixFile := o.file != "" && strings.HasSuffix(o.file, ".nix")
@@ -282,19 +280,26 @@ func runBuild(ctx context.Context, env *Env, o *buildOptions, args []string) err
 	if out.Manifests, err = describeArtifact(art); err != nil {
 		return err
 	}
-	for _, o2 := range o.outputs {
-		prog.say("writing " + o2)
-		d, err := writeOutput(ctx, b, res, art, req.Name, o2)
+	if len(o.outputs) > 0 {
+		log := o.remote.logger(cmd, env)
+		kc, err := o.remote.keychain(cmd, env, log, o.outputs...)
 		if err != nil {
 			return err
 		}
-		wr := OutputResult{Output: o2, Digest: d}
-		if o.sbom {
-			if wr.SBOMs, err = writeSBOMs(ctx, b, res, art, o2); err != nil {
+		wopts := publish.CopyOptions{Jobs: o.remote.jobs, Insecure: o.remote.insecure, Keychain: kc, Log: log,
+			ArchiveName: repoName(req.Name)}
+		for _, o2 := range o.outputs {
+			prog.say("writing " + o2)
+			pa, err := publishArtifact(ctx, b, res, art, o2, o.sbom, o.remote.insecure)
+			if err != nil {
 				return err
 			}
+			r, err := publish.Write(ctx, o2, pa, wopts)
+			if err != nil {
+				return fmt.Errorf("--output %s: %w", o2, err)
+			}
+			out.Outputs = append(out.Outputs, OutputResult{Output: o2, Digest: r.Digest, SBOMs: r.Referrers})
 		}
-		out.Outputs = append(out.Outputs, wr)
 	}
 	out.Seconds = time.Since(start).Seconds()
 	if o.jsonOut {
@@ -436,44 +441,6 @@ func words(flag, s string) ([]string, error) {
 	return strings.Fields(s), nil
 }
 
-type outputKind int
-
-const (
-	outOCI outputKind = iota
-	outArchive
-	outRegistry
-)
-
-// parseOutput splits an --output value.
-func parseOutput(s string) (outputKind, string, error) {
-	switch {
-	case strings.HasPrefix(s, "oci:"):
-		if strings.TrimPrefix(s, "oci:") == "" {
-			return 0, "", fmt.Errorf("--output %q: name a directory, e.g. oci:./out", s)
-		}
-		return outOCI, strings.TrimPrefix(s, "oci:"), nil
-	case strings.HasPrefix(s, "docker-archive:"):
-		if strings.TrimPrefix(s, "docker-archive:") == "" {
-			return 0, "", fmt.Errorf("--output %q: name a file, e.g. docker-archive:image.tar", s)
-		}
-		return outArchive, strings.TrimPrefix(s, "docker-archive:"), nil
-	}
-	if _, err := name.ParseReference(s); err != nil {
-		return 0, "", fmt.Errorf("--output %q: use oci:DIR, docker-archive:FILE or a registry reference such as registry.example/repo:tag: %w", s, err)
-	}
-	return outRegistry, s, nil
-}
-
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-
-// splitTag splits "path:tag" when the part after the last colon is a tag.
-func splitTag(s, def string) (string, string) {
-	if i := strings.LastIndexByte(s, ':'); i > 0 && tagRE.MatchString(s[i+1:]) && !strings.Contains(s[i+1:], "/") {
-		return s[:i], s[i+1:]
-	}
-	return s, def
-}
-
 // repoName makes a valid repository name of an image name.
 func repoName(n string) string {
 	n = strings.ToLower(n)
@@ -485,83 +452,10 @@ func repoName(n string) string {
 	return n
 }
 
-func writeOutput(ctx context.Context, b *builder.Builder, res builder.Result, art builder.Artifact, imgName, spec string) (string, error) {
-	kind, target, _ := parseOutput(spec)
-	switch kind {
-	case outOCI:
-		dir, tag := splitTag(target, "latest")
-		p, err := layout.FromPath(dir)
-		if err != nil {
-			if p, err = layout.Write(dir, empty.Index); err != nil {
-				return "", fmt.Errorf("--output %s: %w", spec, err)
-			}
-		}
-		ann := layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})
-		// Replace an earlier image of the same tag.
-		if err := p.RemoveDescriptors(matchRefName(tag)); err != nil {
-			return "", fmt.Errorf("--output %s: %w", spec, err)
-		}
-		if art.Index != nil {
-			err = p.AppendIndex(art.Index, ann)
-		} else {
-			err = p.AppendImage(art.Image, ann)
-		}
-		if err != nil {
-			return "", fmt.Errorf("--output %s: %w", spec, err)
-		}
-		return res.OCI.Digest, nil
-	case outArchive:
-		file, refs := splitTag(target, "")
-		if art.Index != nil {
-			return "", fmt.Errorf("--output %s: a docker-archive holds one image and this build has several platforms; pick one with --platform", spec)
-		}
-		ref := repoName(imgName) + ":latest"
-		if refs != "" {
-			// FILE:REF where REF is itself repo:tag is ambiguous; a bare tag
-			// names the tag of the image name.
-			ref = repoName(imgName) + ":" + refs
-		}
-		tag, err := name.NewTag(ref)
-		if err != nil {
-			return "", fmt.Errorf("--output %s: %w", spec, err)
-		}
-		dart, err := b.Load(ctx, res.Docker)
-		if err != nil {
-			return "", err
-		}
-		if err := tarball.WriteToFile(file, tag, dart.Image); err != nil {
-			return "", fmt.Errorf("--output %s: %w", spec, err)
-		}
-		return res.Docker.Digest, nil
-	default:
-		var opts []name.Option
-		if h := hostOf(target); strings.HasPrefix(h, "localhost") || strings.HasPrefix(h, "127.") || strings.HasPrefix(h, "[::1]") {
-			opts = append(opts, name.Insecure)
-		}
-		ref, err := name.ParseReference(target, opts...)
-		if err != nil {
-			return "", fmt.Errorf("--output %s: %w", spec, err)
-		}
-		ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-		if art.Index != nil {
-			err = remote.WriteIndex(ref, art.Index, ropts...)
-		} else {
-			err = remote.Write(ref, art.Image, ropts...)
-		}
-		if err != nil {
-			return "", fmt.Errorf("push to %s: %w (check the registry address and your credentials: docker login / podman login)", target, err)
-		}
-		return res.OCI.Digest, nil
-	}
-}
-
+// hostOf is the registry host of a reference.
 func hostOf(ref string) string {
 	h, _, _ := strings.Cut(ref, "/")
 	return h
-}
-
-func matchRefName(tag string) func(v1.Descriptor) bool {
-	return func(d v1.Descriptor) bool { return d.Annotations["org.opencontainers.image.ref.name"] == tag }
 }
 
 // describeArtifact lists each platform's manifest and layers.
@@ -711,73 +605,52 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// writeSBOMs writes the SBOM artifacts of each platform's image next to
-// it: into an oci: layout as extra manifests of index.json (their
-// subject is the image), or pushed to a registry after the image (a
-// referrer push: the registry's referrers API, or ggcr's tag fallback).
-// A docker-archive has no place for them. It returns their digests.
-func writeSBOMs(ctx context.Context, b *builder.Builder, res builder.Result, art builder.Artifact, spec string) ([]string, error) {
-	kind, target, _ := parseOutput(spec)
-	if kind == outArchive {
-		return nil, nil
+// publishArtifact is what an output gets: the OCI image or index with
+// each platform image's SBOM as its referrer (with sbom, for oci: and
+// registry outputs), or the Docker image for a docker-archive, which has
+// no place for referrers.
+func publishArtifact(ctx context.Context, b *builder.Builder, res builder.Result, art builder.Artifact, spec string, sbom, insecure bool) (publish.Artifact, error) {
+	loc, err := publish.ParseLocation(spec, insecure)
+	if err != nil {
+		return publish.Artifact{}, fmt.Errorf("--output %w", err)
+	}
+	if loc.Kind == publish.KindArchive {
+		if art.Index != nil {
+			return publish.Artifact{}, fmt.Errorf("--output %s: a docker-archive holds one image and this build has several platforms; pick one with --platform", spec)
+		}
+		dart, err := b.Load(ctx, res.Docker)
+		if err != nil {
+			return publish.Artifact{}, err
+		}
+		return publish.Artifact{Image: dart.Image}, nil
+	}
+	pa := publish.Artifact{Image: art.Image, Index: art.Index}
+	if !sbom {
+		return pa, nil
 	}
 	subjects := []string{res.OCI.Digest}
 	if art.Index != nil {
 		im, err := art.Index.IndexManifest()
 		if err != nil {
-			return nil, err
+			return publish.Artifact{}, err
 		}
 		subjects = subjects[:0]
 		for _, d := range im.Manifests {
 			subjects = append(subjects, d.Digest.String())
 		}
 	}
-	var lp layout.Path
-	var repo name.Repository
-	var ropts []remote.Option
-	if kind == outOCI {
-		dir, _ := splitTag(target, "latest")
-		p, err := layout.FromPath(dir)
-		if err != nil {
-			return nil, fmt.Errorf("--output %s: sbom: %w", spec, err)
-		}
-		lp = p
-	} else {
-		var opts []name.Option
-		if h := hostOf(target); strings.HasPrefix(h, "localhost") || strings.HasPrefix(h, "127.") || strings.HasPrefix(h, "[::1]") {
-			opts = append(opts, name.Insecure)
-		}
-		ref, err := name.ParseReference(target, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("--output %s: %w", spec, err)
-		}
-		repo = ref.Context()
-		ropts = []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-	}
-	var out []string
 	for _, s := range subjects {
 		refs, err := b.Referrers(ctx, "", s)
 		if err != nil {
-			return nil, err
+			return publish.Artifact{}, err
 		}
 		for _, d := range refs {
 			img, err := b.LoadReferrer(ctx, d)
 			if err != nil {
-				return nil, err
+				return publish.Artifact{}, err
 			}
-			if kind == outOCI {
-				// Replace an earlier copy rather than list it twice.
-				if err := lp.RemoveDescriptors(func(x v1.Descriptor) bool { return x.Digest == d.Digest }); err != nil {
-					return nil, fmt.Errorf("--output %s: sbom: %w", spec, err)
-				}
-				if err := lp.AppendImage(img); err != nil {
-					return nil, fmt.Errorf("--output %s: sbom: %w", spec, err)
-				}
-			} else if err := remote.Write(repo.Digest(d.Digest.String()), img, ropts...); err != nil {
-				return nil, fmt.Errorf("push the sbom of %s to %s: %w (--sbom=false skips it)", s, target, err)
-			}
-			out = append(out, d.Digest.String())
+			pa.Referrers = append(pa.Referrers, publish.Artifact{Image: img})
 		}
 	}
-	return out, nil
+	return pa, nil
 }

@@ -289,6 +289,7 @@ func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buil
 		desc.Name = "image"
 	}
 	imgs := make([]v1.Image, len(platforms))
+	sboms := make([][]v1.Image, len(platforms))
 	errs := make([]error, len(platforms))
 	var wg sync.WaitGroup
 	for i, p := range platforms {
@@ -313,6 +314,20 @@ func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buil
 				return
 			}
 			imgs[i] = art.Image
+			// The SBOM goes out as the image's referrer, as with build.
+			refs, err := b.Referrers(ctx, "", res.OCI.Digest)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			for _, d := range refs {
+				img, err := b.LoadReferrer(ctx, d)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				sboms[i] = append(sboms[i], img)
+			}
 		}()
 	}
 	wg.Wait()
@@ -339,7 +354,7 @@ func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buil
 		}
 		out.line("built %s %s", ps, d)
 		pl := p.Platform
-		result = append(result, publish.PlatformImage{Platform: &pl, Image: imgs[i]})
+		result = append(result, publish.PlatformImage{Platform: &pl, Image: imgs[i], Referrers: sboms[i]})
 	}
 	if len(fatal) > 0 {
 		return nil, nil, errors.Join(fatal...)

@@ -29,6 +29,13 @@ type remoteFlags struct {
 }
 
 func (f *remoteFlags) add(cmd *cobra.Command, withJobs bool) {
+	f.addCreds(cmd, withJobs)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print a JSON summary instead of plain lines")
+}
+
+// addCreds adds the transport and credential flags, without --json (for
+// build, which has its own).
+func (f *remoteFlags) addCreds(cmd *cobra.Command, withJobs bool) {
 	fl := cmd.Flags()
 	if withJobs {
 		fl.IntVar(&f.jobs, "jobs", 4, "blobs transferred at once")
@@ -38,7 +45,6 @@ func (f *remoteFlags) add(cmd *cobra.Command, withJobs bool) {
 	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "read the destination registry's password from stdin")
 	fl.StringVar(&f.tokenCommand, "token-command", "", "command run with sh -c when no other credential is found; its stdout is the token (or the password, with --username)")
 	fl.DurationVar(&f.tokenTimeout, "token-command-timeout", 30*time.Second, "time limit for --token-command")
-	fl.BoolVar(&f.json, "json", false, "print a JSON summary instead of plain lines")
 	fl.BoolVar(&f.debug, "debug", false, "log every HTTP request (credentials redacted) at debug level")
 }
 
@@ -55,8 +61,11 @@ func (f *remoteFlags) logger(cmd *cobra.Command, env *Env) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(env.Stderr, opts))
 }
 
-// keychain builds the credentials for a destination registry.
-func (f *remoteFlags) keychain(cmd *cobra.Command, env *Env, log *slog.Logger, dst string) (authn.Keychain, error) {
+// keychain builds the credentials for the registries among locs (the
+// destination first; a source only when the destination is local): flag
+// and token credentials go to those registries only, so a source registry
+// never sees the destination's secret.
+func (f *remoteFlags) keychain(cmd *cobra.Command, env *Env, log *slog.Logger, locs ...string) (authn.Keychain, error) {
 	opts := publish.CredOptions{
 		Username:            f.username,
 		TokenCommand:        f.tokenCommand,
@@ -77,16 +86,19 @@ func (f *remoteFlags) keychain(cmd *cobra.Command, env *Env, log *slog.Logger, d
 			return nil, errors.New("--password-stdin: stdin was empty: pipe the password in")
 		}
 	}
-	var nopts []name.Option
-	if f.insecure {
-		nopts = append(nopts, name.Insecure)
+	for _, s := range locs {
+		loc, err := publish.ParseLocation(s, f.insecure)
+		if err != nil {
+			return nil, err
+		}
+		if loc.Kind == publish.KindRegistry {
+			opts.Registries = append(opts.Registries, loc.Reference.Context().RegistryStr())
+		}
 	}
-	ref, err := name.ParseReference(dst, nopts...)
-	if err != nil {
-		return nil, fmt.Errorf("destination %q: %w (want REGISTRY/REPOSITORY[:TAG|@DIGEST])", dst, err)
+	if len(opts.Registries) == 0 {
+		// No registry at all: the flags have nowhere to go.
+		opts.Registries = []string{"none.invalid"}
 	}
-	// Flag and token credentials go to the destination's registry only.
-	opts.Registries = []string{ref.Context().RegistryStr()}
 	return publish.Keychain(opts), nil
 }
 
@@ -120,7 +132,11 @@ func copyCommand(env *Env, use, short, long, verb string) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := f.logger(cmd, env)
-			kc, err := f.keychain(cmd, env, log, args[1])
+			credsFor := []string{args[1]}
+			if loc, err := publish.ParseLocation(args[1], f.insecure); err == nil && loc.Kind != publish.KindRegistry {
+				credsFor = append(credsFor, args[0])
+			}
+			kc, err := f.keychain(cmd, env, log, credsFor...)
 			if err != nil {
 				return err
 			}

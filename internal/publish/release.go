@@ -100,6 +100,9 @@ func (s Step) String() string {
 type PlatformDigest struct {
 	Platform string `json:"platform"`
 	Digest   string `json:"digest"`
+	// Referrers are the digests of its referrers pushed with it (its
+	// SBOM). Default none.
+	Referrers []string `json:"referrers,omitempty"`
 }
 
 // ReleaseResult describes a release (made, or planned in a dry run).
@@ -201,7 +204,7 @@ func Release(ctx context.Context, opts ReleaseOptions) (ReleaseResult, error) {
 			return ReleaseResult{}, err
 		}
 		ps := platformString(ch.platform)
-		res.Platforms = append(res.Platforms, PlatformDigest{Platform: ps, Digest: ch.digest.String()})
+		res.Platforms = append(res.Platforms, PlatformDigest{Platform: ps, Digest: ch.digest.String(), Referrers: ch.art.referrerDigests()})
 		res.Steps = append(res.Steps, Step{Action: ActionPushImage, Platform: ps, Ref: ch.ref.String(), Digest: ch.digest.String(), Size: size})
 	}
 	idxStep := Step{Action: ActionPushIndex, Ref: repo.Digest(idxDigest.String()).String(), Digest: idxDigest.String(), Size: int64(len(raw))}

@@ -174,7 +174,10 @@ func (c *client) putRaw(ctx context.Context, ref name.Reference, raw []byte, mt 
 
 // layoutTarget writes into an OCI image layout: the artifact listed in
 // index.json under its ref.name (replacing an earlier one of that name),
-// its referrers listed beside it (once each).
+// its referrers listed after it (once each). Each blob is written whole
+// under its digest by ggcr's layout package; index.json is rewritten per
+// entry, so a reader of a layout being written may see the image before
+// its SBOM.
 type layoutTarget struct {
 	loc Location
 	tag string
@@ -206,11 +209,6 @@ func (t *layoutTarget) Write(_ context.Context, a Artifact) (Result, error) {
 	for _, e := range top.Manifests {
 		listed[e.Digest.String()+"\x00"+e.Annotations[refNameKey]] = true
 	}
-	// Referrers first, so the name never lists an image whose SBOM is
-	// not there yet.
-	if err := t.appendReferrers(p, listed, a.Referrers); err != nil {
-		return Result{}, err
-	}
 	if !listed[d.String()+"\x00"+t.tag] {
 		ann := layout.WithAnnotations(map[string]string{refNameKey: t.tag})
 		if a.Index != nil {
@@ -221,6 +219,9 @@ func (t *layoutTarget) Write(_ context.Context, a Artifact) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("write OCI layout %s: %w", dir, err)
 		}
+	}
+	if err := t.appendReferrers(p, listed, a.Referrers); err != nil {
+		return Result{}, err
 	}
 	// Earlier manifests of the same name are no longer listed (their
 	// blobs stay, as with any layout).

@@ -157,7 +157,7 @@ func TestPushLayoutKeepsImageAndSBOMReferrer(t *testing.T) {
 	}
 	raw, _ := os.ReadFile(filepath.Join(dir, "index.json"))
 	var idx v1.IndexManifest
-	if err := json.Unmarshal(raw, &idx); err != nil || len(idx.Manifests) != 2 || idx.Manifests[1].Digest.String() != want || idx.Manifests[1].Annotations[refNameKey] != "v1" {
+	if err := json.Unmarshal(raw, &idx); err != nil || len(idx.Manifests) != 2 || idx.Manifests[0].Digest.String() != want || idx.Manifests[0].Annotations[refNameKey] != "v1" {
 		t.Errorf("layout index.json: %s", raw)
 	}
 }

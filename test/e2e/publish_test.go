@@ -222,8 +222,9 @@ type pubJSON struct {
 	Version    string `json:"version"`
 	Index      string `json:"index"`
 	Platforms  []struct {
-		Platform string `json:"platform"`
-		Digest   string `json:"digest"`
+		Platform  string   `json:"platform"`
+		Digest    string   `json:"digest"`
+		Referrers []string `json:"referrers"`
 	} `json:"platforms"`
 	Tags          []string `json:"tags"`
 	DryRun        bool     `json:"dryRun"`
@@ -328,8 +329,17 @@ func TestPublishBasicAuth(t *testing.T) {
 	if len(muts) == 0 || muts[len(muts)-1].Method != http.MethodPut || muts[len(muts)-1].Path() != "/v2/"+repo+"/manifests/latest" {
 		t.Fatalf("the last mutation is not PUT manifests/latest: %v", muts)
 	}
+	// Each image, its SBOM (and, on docker-registry, the referrers tag
+	// schema's tag), then the index and the tags.
 	puts := pubManifestPuts(muts, repo)
-	want := []string{j.Platforms[0].Digest, j.Platforms[1].Digest, j.Index, "1.2.3", "latest"}
+	var want []string
+	for _, p := range j.Platforms {
+		if len(p.Referrers) != 1 {
+			t.Fatalf("%s: referrers %v, want its SBOM", p.Platform, p.Referrers)
+		}
+		want = append(want, p.Digest, p.Referrers[0], strings.Replace(p.Digest, ":", "-", 1))
+	}
+	want = append(want, j.Index, "1.2.3", "latest")
 	if strings.Join(puts, " ") != strings.Join(want, " ") {
 		t.Fatalf("manifest PUTs %v, want %v", puts, want)
 	}
