@@ -1,6 +1,11 @@
 # strata: make run | make test | make bench
 SHELL := /bin/bash
 GO ?= go
+# The Go release strata is built and checked with: go.mod's toolchain line.
+# A machine's go.env says GOTOOLCHAIN=local, which ignores that line, so it
+# is passed on here; the go command fetches that release from the module
+# proxy once (about 25 s).
+export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
 GOBIN := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 BIN := bin/strata
@@ -9,12 +14,16 @@ LDFLAGS := -X strata/internal/cli.Version=$(VERSION)
 RUN_ADDR ?= 127.0.0.1:5000
 RUN_STORAGE ?= $(CURDIR)/.cache/storage
 
-.PHONY: all deps build image run test lint bench clean debian-pkgs
+.PHONY: all deps deps-run build image run test lint check-pins vulncheck bench clean debian-pkgs
 
 all: build
 
+# What serving needs (Nix, static busybox); `deps` adds the test tools.
+deps-run:
+	@bash scripts/deps.sh run
+
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh test
 
 # A static binary (no cgo), so it also runs in strata's own image.
 build:
@@ -26,7 +35,7 @@ image: build
 		--output oci:.cache/strata-image --output docker-archive:.cache/strata-image.tar:$(VERSION)
 
 # Start the registry on the bundled offline package set, filesystem storage.
-run: deps build
+run: deps-run build
 	@mkdir -p $(RUN_STORAGE)
 	@echo
 	@echo "strata is starting on http://$(RUN_ADDR) (Ctrl-C to stop). In another shell:"
@@ -37,20 +46,29 @@ run: deps build
 	exec $(BIN) serve --listen $(RUN_ADDR) --pkgs-path $(CURDIR)/testdata/pkgs \
 		--storage-path $(RUN_STORAGE) --log-format text
 
-# Debian 12 packages (python3, git, curl, ...) for amd64 and arm64 as a
-# package set at .cache/debian-pkgs; cached after the first run.
+# The Debian 12 package set (python3, git, curl, ...) for amd64 and arm64,
+# at .cache/debian-pkgs; cached after the first run.
 DEBIAN_PKGS ?= $(CURDIR)/.cache/debian-pkgs
-debian-pkgs: deps
+debian-pkgs: deps-run
 	bash scripts/debian-pkgs.sh $(DEBIAN_PKGS)
 
 # Every test: lint, unit and race, end to end with real clients.
 test: deps lint
 	$(GO) test -race -timeout 25m -count=1 ./...
 
-lint:
+lint: check-pins
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod is not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	staticcheck ./...
+	@bash scripts/vulncheck.sh
+
+# Every pinned module version resolves from the proxy with an empty cache.
+check-pins:
+	@bash scripts/check-pins.sh
+
+vulncheck:
+	@bash scripts/vulncheck.sh
 
 bench: deps
 	@bash scripts/deps.sh bench

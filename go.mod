@@ -2,6 +2,8 @@ module strata
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	github.com/docker/cli v29.10.0+incompatible
 	github.com/google/go-containerregistry v0.22.1

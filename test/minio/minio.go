@@ -1,6 +1,6 @@
 // Package minio starts a real MinIO server for tests: on 127.0.0.1, on a
 // free port, in a temporary directory, with root credentials generated
-// for the test. The binary comes from scripts/minio.sh; a missing binary
+// for the test. The binary comes from scripts/deps.sh test; a missing binary
 // fails the test (it never skips), with the command that installs it.
 package minio
 
@@ -23,7 +23,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// DefaultBin is where scripts/minio.sh installs MinIO.
+// DefaultBin is where scripts/deps.sh test installs MinIO.
 const DefaultBin = "/opt/strata/bin/minio"
 
 // Server is a MinIO server running for a test.
@@ -62,7 +62,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Bin()
 	if bin == "" {
-		t.Fatalf("MinIO is not installed (looked for $STRATA_MINIO, %s and minio on PATH): run scripts/deps.sh (or scripts/minio.sh)", DefaultBin)
+		t.Fatalf("MinIO is not installed (looked for $STRATA_MINIO, %s and minio on PATH): run scripts/deps.sh test (make test does)", DefaultBin)
 	}
 	var last error
 	for range 3 { // a free port can be taken before MinIO binds it
