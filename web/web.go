@@ -60,6 +60,9 @@ type Options struct {
 	Versioned bool
 	// PushPrefix is the push namespace, "" when pushes are off.
 	PushPrefix string
+	// NixCacheKey is the public key of the Nix binary cache served beside
+	// the registry (see internal/nixcache), "" when there is none.
+	NixCacheKey string
 	// LogLines is how many lines of a failed build's Nix log are shown;
 	// default 25.
 	LogLines int
@@ -80,6 +83,7 @@ type data struct {
 	Source     string
 	Versioned  bool
 	PushPrefix string
+	NixKey     string
 	Builds     []build
 	Failed     int
 }
@@ -99,7 +103,7 @@ func Handler(o Options) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		d := data{Host: r.Host, Insecure: !secure(r), Source: o.Source, Versioned: o.Versioned, PushPrefix: o.PushPrefix}
+		d := data{Host: r.Host, Insecure: !secure(r), Source: o.Source, Versioned: o.Versioned, PushPrefix: o.PushPrefix, NixKey: o.NixCacheKey}
 		if d.Host == "" {
 			d.Host = "localhost"
 		}

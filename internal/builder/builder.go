@@ -40,6 +40,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/singleflight"
 
+	"strata/internal/closure"
 	"strata/internal/image"
 	"strata/internal/layer"
 	"strata/internal/layering"
@@ -106,6 +107,16 @@ type Options struct {
 	// answered from memory instead of building again; see failures.go.
 	// Default 30 seconds; negative: never remembered.
 	FailureTTL time.Duration
+	// Recorder, when set, records the closure of every platform image a
+	// build makes, while its layers are packed: the Nix binary cache
+	// (nixcache.Recorder) serves exactly the recorded store paths. A
+	// recording error fails the build. Default none.
+	Recorder Recorder
+}
+
+// Recorder records the store paths of a built image.
+type Recorder interface {
+	Record(ctx context.Context, g *closure.Graph) error
 }
 
 // Builder builds images on demand. It is safe for concurrent use.

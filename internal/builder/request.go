@@ -458,6 +458,9 @@ func (b *Builder) buildPlatform(ctx context.Context, req Request, p Platform, r 
 			return err
 		})
 	}
+	if b.opts.Recorder != nil {
+		g.Go(func() error { return b.opts.Recorder.Record(gctx, graph) })
+	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}

@@ -23,7 +23,9 @@ import (
 	"strata/internal/layering"
 	"strata/internal/metrics"
 	"strata/internal/nix"
+	"strata/internal/nixcache"
 	"strata/internal/registry"
+	"strata/internal/storage"
 	"strata/web"
 )
 
@@ -63,6 +65,9 @@ type serveOptions struct {
 
 	readyInterval time.Duration
 	failureTTL    time.Duration
+
+	cacheKeyFile  string
+	cachePriority int
 
 	s3 storageOptions
 }
@@ -134,6 +139,8 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.BoolVar(&o.deleteUntagged, "gc-delete-untagged", true, "garbage collection removes pushed manifests no tag reaches (after the grace period)")
 	f.DurationVar(&o.readyInterval, "ready-interval", 30*time.Second, "how often /readyz re-checks that the package set evaluates (the storage check runs at most every 2s)")
 	f.DurationVar(&o.failureTTL, "failed-build-ttl", 30*time.Second, "answer a build failure that would repeat (unknown, unfree or broken package, Nix build error) from memory for this long, so client retries do not rebuild; timeouts are never remembered (0: never)")
+	f.StringVar(&o.cacheKeyFile, "cache-key-file", "", "serve the store paths of the images built as a Nix binary cache, signed with this secret key (Nix's NAME:BASE64; make one with nix-store --generate-binary-cache-key NAME secret.key public.key); default: no cache")
+	f.IntVar(&o.cachePriority, "cache-priority", 41, "the Nix binary cache's priority in /nix-cache-info (lower is tried first; cache.nixos.org is 40)")
 	addStorageFlags(f, env, &o.s3)
 	return cmd
 }
@@ -228,11 +235,19 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		return err
 	}
 	met := metrics.New()
+	var cacheKey *nixcache.Key
+	var recorder builder.Recorder
+	if o.cacheKeyFile != "" {
+		if cacheKey, err = nixcache.LoadKey(o.cacheKeyFile); err != nil {
+			return fmt.Errorf("--cache-key-file: %w", err)
+		}
+		recorder = &nixcache.Recorder{Store: store, Key: cacheKey}
+	}
 	b, err := builder.New(builder.Options{
 		Nix: drv, Store: store, Strategy: strat, MaxLayers: o.maxLayers,
 		Platforms: plats, MTime: time.Unix(o.epoch, 0), Compression: compressionOf(o.compression), Log: env.Log,
 		Observer: met, LeaseWait: 2*o.nixTimeout + 5*time.Minute, Version: Version,
-		FailureTTL: failureTTL(o.failureTTL),
+		FailureTTL: failureTTL(o.failureTTL), Recorder: recorder,
 	})
 	if err != nil {
 		return err
@@ -275,7 +290,16 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		}, Timeout: 30 * time.Second, Every: o.readyInterval},
 	))
 	mux.Handle("/metrics", met.Handler())
-	mux.Handle("/", web.Handler(web.Options{Builder: b, Source: sourceDescription(o), Versioned: o.pkgsRepo != "", PushPrefix: o.pushPrefix}))
+	var cache http.Handler
+	webOpts := web.Options{Builder: b, Source: sourceDescription(o), Versioned: o.pkgsRepo != "", PushPrefix: o.pushPrefix}
+	if cacheKey != nil {
+		if cache, err = newNixCache(store, authSvc, met, o, env.Log); err != nil {
+			return err
+		}
+		webOpts.NixCacheKey = cacheKey.PublicKey()
+		env.Log.Info("nix binary cache", "publicKey", cacheKey.PublicKey())
+	}
+	mux.Handle("/", web.Handler(webOpts))
 	// The registry sees every /v2 path as sent: it answers malformed ones
 	// (.., //) with spec errors, where the mux would redirect.
 	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -285,7 +309,11 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		}
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		mux.ServeHTTP(sw, r)
+		if cache != nil && nixcache.Match(r.URL.Path) {
+			cache.ServeHTTP(sw, r)
+		} else {
+			mux.ServeHTTP(sw, r)
+		}
 		met.ObserveRequest(metrics.EndpointOther, r.Method, sw.code(), sw.bytes, time.Since(start))
 	})
 
@@ -309,6 +337,27 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	}
+}
+
+// newNixCache is the Nix binary cache's handler, behind the same rule as
+// a pull: open when anonymous pulls are, else for htpasswd users (Nix
+// sends Basic credentials from its netrc file).
+func newNixCache(store storage.Store, authSvc *auth.Service, met *metrics.Metrics, o *serveOptions, log *slog.Logger) (http.Handler, error) {
+	co := nixcache.Options{Store: store, Priority: o.cachePriority, Registerer: met.Registry(), Log: log}
+	if authSvc != nil {
+		co.Authorize = func(w http.ResponseWriter, r *http.Request) bool {
+			res := authSvc.Check(r, "nix-cache", auth.Pull)
+			if res.Allowed {
+				return true
+			}
+			if res.Status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Basic realm="strata nix cache"`)
+			}
+			http.Error(w, "the Nix binary cache needs the credentials of a registry user (a netrc-file entry for this host)", res.Status)
+			return false
+		}
+	}
+	return nixcache.New(co)
 }
 
 // newAuth builds the access control of --htpasswd and the token flags.
