@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -127,6 +128,10 @@ type Driver struct {
 	builds   atomic.Int64
 	revMu    sync.Mutex
 	revCache map[string]treeRev
+	// noBuildUsers is set when strata runs as root on a machine without
+	// Nix's build-users group (Debian's nix-bin, just installed): Nix would
+	// refuse every build, so builds run as root, still sandboxed.
+	noBuildUsers bool
 
 	// testHookStarted, when set, is called with the pid (= process group)
 	// of every Nix process started.
@@ -137,6 +142,9 @@ type Driver struct {
 const (
 	defaultBusyboxAmd64 = "/bin/busybox"
 	defaultBusyboxArm64 = "/opt/strata/busybox-arm64/bin/busybox"
+	// defaultBuildUsersGroup is the group Nix run as root builds with
+	// unless its configuration says otherwise.
+	defaultBuildUsersGroup = "nixbld"
 )
 
 // New checks cfg and returns a driver. It does not run Nix.
@@ -205,7 +213,14 @@ func New(cfg Config) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Driver{cfg: cfg, log: log, defArgs: defArgs, revCache: make(map[string]treeRev)}, nil
+	d := &Driver{cfg: cfg, log: log, defArgs: defArgs, revCache: make(map[string]treeRev)}
+	if os.Geteuid() == 0 {
+		if _, err := user.LookupGroup(defaultBuildUsersGroup); err != nil {
+			d.noBuildUsers = true
+			log.Info("nix: no build-users group, builds run as root in the sandbox", "group", defaultBuildUsersGroup)
+		}
+	}
+	return d, nil
 }
 
 // Builds is the number of nix-build invocations started so far.

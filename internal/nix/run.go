@@ -70,6 +70,9 @@ func (d *Driver) commonArgs() []string {
 	if !d.cfg.UseSubstituters {
 		a = append(a, "--option", "substituters", "")
 	}
+	if d.noBuildUsers {
+		a = append(a, "--option", "build-users-group", "")
+	}
 	if d.cfg.Builders != "" {
 		a = append(a, "--option", "builders", d.cfg.Builders)
 	}
