@@ -11,8 +11,8 @@ mkdir -p "$out"
 
 section() { printf '\n=== %s ===\n' "$*"; }
 
-section "layering: efficiency and update cost on testdata/corpus/nixpkgs.json (budgets 100 and 20)"
-go test -run '^$' -bench . -benchtime 1x ./internal/layering/eval/ | tee "$out/layering.txt"
+section "layering: efficiency and update cost per update kind, tuning and held-out corpora (nixpkgs, generated shapes, Debian 12), strata beside four baselines (budgets 100 and 20)"
+go test -run '^$' -bench Layering -benchtime 1x ./internal/layering/eval/ | tee "$out/layering.txt"
 
 section "packing: the closure of largeImage, strata vs tar | pigz at the same level"
 pkgs=$(nix-build --no-out-link --option substituters '' testdata/pkgs -A largeImage \

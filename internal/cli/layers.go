@@ -48,15 +48,13 @@ else from NIX_POPULARITY_URL, else it is computed from the corpus's package set.
 				if popSrc == "" && env.Getenv != nil {
 					popSrc = env.Getenv("NIX_POPULARITY_URL")
 				}
-				var pop layering.Popularity
+				st := c.Stats()
 				if popSrc != "" {
-					if pop, err = layering.LoadPopularity(cmd.Context(), popSrc); err != nil {
+					if st.Popularity, err = layering.LoadPopularity(cmd.Context(), popSrc); err != nil {
 						return err
 					}
-				} else {
-					pop = c.Popularity()
 				}
-				s, err := layering.New(strategy, pop)
+				s, err := layering.NewFor(strategy, st)
 				if err != nil {
 					return err
 				}

@@ -57,10 +57,58 @@ func Names() []string {
 // the closure it is grouping (see PopularityFromGraph). An empty name is the
 // default strategy.
 func New(name string, pop Popularity) (Strategy, error) {
-	idx := newPopIndex(pop)
+	return NewFor(name, SetStats{Popularity: pop})
+}
+
+// SetStats describes the package set that images are built from: what the
+// strata strategy derives its thresholds and ranking from.
+type SetStats struct {
+	// Popularity is each path's number of referrers in the package set
+	// (see Popularity); nil falls back to counts within each closure.
+	Popularity Popularity
+	// ImageBytes is the median closure size, in bytes, of the package
+	// set's top-level paths (those nothing in the set refers to): the
+	// size of a typical image. 0 when unknown.
+	ImageBytes int64
+	// ImagePaths is the median number of paths of the same closures.
+	ImagePaths int
+}
+
+// StatsFromGraph computes SetStats from a package-set-wide graph (for
+// example the merged closures of every image a package set serves).
+func StatsFromGraph(g *closure.Graph) SetStats {
+	st := SetStats{Popularity: PopularityFromGraph(g)}
+	rin := referrers(g)
+	var sizes []int64
+	var counts []int
+	for _, p := range g.Sorted() {
+		if rin[p] > 0 {
+			continue
+		}
+		var n int64
+		cl := g.Closure(p)
+		for _, q := range cl {
+			n += g.Paths[q].NarSize
+		}
+		sizes = append(sizes, n)
+		counts = append(counts, len(cl))
+	}
+	if len(sizes) > 0 {
+		sort.Slice(sizes, func(i, j int) bool { return sizes[i] < sizes[j] })
+		sort.Ints(counts)
+		st.ImageBytes = sizes[len(sizes)/2]
+		st.ImagePaths = counts[len(counts)/2]
+	}
+	return st
+}
+
+// NewFor returns the strategy called name configured for the package set
+// described by st. An empty name is the default strategy.
+func NewFor(name string, st SetStats) (Strategy, error) {
+	idx := newPopIndex(st.Popularity)
 	switch name {
 	case "", "strata":
-		return newStrata(idx), nil
+		return newStrata(idx, st), nil
 	case "popularity":
 		return &popularityStrategy{pop: idx}, nil
 	case "dockertools":

@@ -168,6 +168,11 @@ func (c *Corpus) PackageSet() *closure.Graph {
 	return c.ImageGraph(roots)
 }
 
+// Stats is layering.StatsFromGraph over the corpus's package set.
+func (c *Corpus) Stats() layering.SetStats {
+	return layering.StatsFromGraph(c.PackageSet())
+}
+
 // Popularity is PopularityFromGraph over the corpus's package set.
 func (c *Corpus) Popularity() layering.Popularity {
 	return layering.PopularityFromGraph(c.PackageSet())

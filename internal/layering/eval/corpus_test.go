@@ -112,7 +112,7 @@ func FuzzParseCorpus(f *testing.F) {
 		// A corpus that parses can be evaluated without panicking and
 		// every strategy honours its contract on it.
 		for _, name := range layering.Names() {
-			s, err := layering.New(name, c.Popularity())
+			s, err := layering.NewFor(name, c.Stats())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,11 +12,11 @@ import (
 // the same strategy instance: the groups and their keys must be identical.
 func TestDeterminismAcrossImages(t *testing.T) {
 	c := loadCorpus(t)
-	pop := c.Popularity()
+	st := c.Stats()
 	for _, name := range layering.Names() {
 		for _, budget := range []int{99, 19} {
-			fresh, _ := layering.New(name, pop)
-			used, _ := layering.New(name, pop)
+			fresh, _ := layering.NewFor(name, st)
+			used, _ := layering.NewFor(name, st)
 			target := c.Images[len(c.Images)-1]
 			for _, im := range c.Images[:30] {
 				used.Layers(c.ImageGraph(im.Roots), budget)
@@ -39,7 +39,7 @@ func TestDeterminismAcrossImages(t *testing.T) {
 // groups holding changed paths change.
 func TestUpdateStability(t *testing.T) {
 	c := loadCorpus(t)
-	s, _ := layering.New("strata", c.Popularity())
+	s, _ := layering.NewFor("strata", c.Stats())
 	var htop string
 	for p := range c.Updated {
 		if strings.HasPrefix(layering.StoreName(p), "htop-") {
@@ -95,14 +95,14 @@ func contains(s []string, v string) bool {
 // that a regression fails make test.
 func TestTargets(t *testing.T) {
 	c := loadCorpus(t)
-	pop := c.Popularity()
+	st := c.Stats()
 	for _, tc := range []struct {
 		budget int
 		min    float64
 	}{{100, 0.9}, {20, 0.7}} {
 		reports := make(map[string]Report)
 		for _, name := range layering.Names() {
-			s, _ := layering.New(name, pop)
+			s, _ := layering.NewFor(name, st)
 			r := Evaluate(c, s, tc.budget)
 			if len(r.Problems) > 0 {
 				t.Fatalf("%s: %v", name, r.Problems)

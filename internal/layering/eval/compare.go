@@ -1,0 +1,220 @@
+package eval
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"strata/internal/layering"
+)
+
+// CorpusSpec names one corpus of the evaluation.
+type CorpusSpec struct {
+	// Shape is "nixpkgs" (GenerateCorpus), "debian12" (the checked-in
+	// corpus from Debian 12's graph) or a key of Shapes (Generate).
+	Shape string
+	Seed  uint64
+	// HeldOut marks corpora that were never used to choose the strata
+	// strategy's parameters.
+	HeldOut bool
+}
+
+func (s CorpusSpec) String() string {
+	if s.Shape == "debian12" {
+		return s.Shape
+	}
+	return fmt.Sprintf("%s/%d", s.Shape, s.Seed)
+}
+
+// TuningSet are the corpora the strata strategy's parameters were chosen
+// on.
+func TuningSet() []CorpusSpec {
+	return []CorpusSpec{{Shape: "nixpkgs", Seed: CorpusSeed}, {Shape: "layered", Seed: 1}, {Shape: "deep", Seed: 1}}
+}
+
+// HeldOutSet are corpora never used for tuning: other seeds of the tuning
+// shapes, shapes never seen (wide, flat, heavytail) and Debian 12's real
+// graph.
+func HeldOutSet() []CorpusSpec {
+	out := []CorpusSpec{{Shape: "nixpkgs", Seed: 7}, {Shape: "layered", Seed: 11}, {Shape: "deep", Seed: 11},
+		{Shape: "wide", Seed: 11}, {Shape: "flat", Seed: 11}, {Shape: "heavytail", Seed: 11}, {Shape: "debian12"}}
+	for i := range out {
+		out[i].HeldOut = true
+	}
+	return out
+}
+
+// Load builds or reads the corpus; root is the repository's root (for
+// testdata/corpus).
+func (s CorpusSpec) Load(root string) (*Corpus, error) {
+	switch s.Shape {
+	case "nixpkgs":
+		return GenerateCorpus(s.Seed), nil
+	case "debian12":
+		data, err := os.ReadFile(filepath.Join(root, "testdata", "corpus", "debian12.json"))
+		if err != nil {
+			return nil, fmt.Errorf("eval: %w", err)
+		}
+		return ParseCorpus(data)
+	}
+	sh, ok := Shapes[s.Shape]
+	if !ok {
+		return nil, fmt.Errorf("eval: unknown corpus shape %q", s.Shape)
+	}
+	return Generate(sh, s.Seed), nil
+}
+
+// Row is the measurement of one strategy on one corpus at one budget.
+type Row struct {
+	Corpus     string
+	HeldOut    bool
+	Strategy   string
+	Budget     int
+	Efficiency float64
+	// Bound is EfficiencyBound for the corpus and budget.
+	Bound     float64
+	MaxLayers int
+	Updates   map[string]*UpdateSummary
+}
+
+// Goals are the targets for the strata strategy on every held-out
+// corpus.
+var Goals = struct {
+	Eff100, Eff20, Cost100, Cost20 float64
+}{0.95, 0.70, 1.2, 2.0}
+
+// Compare evaluates every strategy of layering.Names on every corpus of
+// specs at each budget, with every update kind.
+func Compare(root string, specs []CorpusSpec, budgets []int) ([]Row, error) {
+	type job struct {
+		i    int
+		spec CorpusSpec
+	}
+	results := make([][]Row, len(specs))
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i, spec := range specs {
+		wg.Add(1)
+		go func(i int, spec CorpusSpec) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := spec.Load(root)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			st := c.Stats()
+			kinds := c.UpdateKinds()
+			for _, b := range budgets {
+				bound, _ := EfficiencyBound(c, b)
+				for _, name := range layering.Names() {
+					s, err := layering.NewFor(name, st)
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					r := EvaluateUpdates(c, s, b, kinds)
+					if len(r.Problems) > 0 {
+						errs[i] = fmt.Errorf("eval: %s on %s: %s", name, spec, strings.Join(r.Problems, "; "))
+						return
+					}
+					results[i] = append(results[i], Row{Corpus: spec.String(), HeldOut: spec.HeldOut, Strategy: name, Budget: b,
+						Efficiency: r.Summary.Efficiency, Bound: bound, MaxLayers: r.Summary.MaxLayers, Updates: r.Summary.Updates})
+				}
+			}
+		}(i, spec)
+	}
+	wg.Wait()
+	var rows []Row
+	for i := range specs {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		rows = append(rows, results[i]...)
+	}
+	return rows, nil
+}
+
+// WriteTable prints rows as a table: per corpus and strategy, efficiency
+// and the client's update cost of each update kind at budgets 100 and 20,
+// and the registry's cost of the mixed update.
+func WriteTable(w io.Writer, rows []Row) {
+	type key struct{ corpus, strategy string }
+	byKey := make(map[key]map[int]Row)
+	var order []key
+	for _, r := range rows {
+		k := key{r.Corpus, r.Strategy}
+		if byKey[k] == nil {
+			byKey[k] = make(map[int]Row)
+			order = append(order, k)
+		}
+		byKey[k][r.Budget] = r
+	}
+	cell := func(r Row, ok bool, kind string, registry bool) string {
+		if !ok {
+			return "-"
+		}
+		u := r.Updates[kind]
+		if u == nil {
+			return "-"
+		}
+		if registry {
+			return fmt.Sprintf("%.2f", u.Cost)
+		}
+		return fmt.Sprintf("%.2f", u.ClientCost)
+	}
+	fmt.Fprintf(w, "%-13s %-8s %-13s %11s %11s %11s %11s %11s %11s\n", "corpus", "set", "strategy", "efficiency", "leaf", "mid", "base", "mixed", "mixed(reg)")
+	fmt.Fprintf(w, "%-13s %-8s %-13s %11s %11s %11s %11s %11s %11s\n", "", "", "", "100 / 20", "100 / 20", "100 / 20", "100 / 20", "100 / 20", "100 / 20")
+	last := ""
+	for _, k := range order {
+		a, okA := byKey[k][100]
+		b, okB := byKey[k][20]
+		r := a
+		if !okA {
+			r = b
+		}
+		if k.corpus != last {
+			set := "tuning"
+			if r.HeldOut {
+				set = "held-out"
+			}
+			fmt.Fprintf(w, "%-13s %-8s %-13s %5.3f/%5.3f\n", k.corpus, set, "(bound)", a.Bound, b.Bound)
+			last = k.corpus
+		}
+		line := fmt.Sprintf("%-13s %-8s %-13s %5.3f/%5.3f", "", "", k.strategy, a.Efficiency, b.Efficiency)
+		for _, kind := range UpdateKindNames() {
+			line += fmt.Sprintf(" %5s/%5s", cell(a, okA, kind, false), cell(b, okB, kind, false))
+		}
+		line += fmt.Sprintf(" %5s/%5s", cell(a, okA, UpdateMixed, true), cell(b, okB, UpdateMixed, true))
+		fmt.Fprintln(w, line)
+	}
+}
+
+// Misses lists, for the strata strategy on the held-out corpora of rows,
+// every goal of Goals it misses, with the corpus's efficiency bound.
+func Misses(rows []Row) []string {
+	var out []string
+	for _, r := range rows {
+		if !r.HeldOut || r.Strategy != "strata" {
+			continue
+		}
+		effGoal, costGoal := Goals.Eff100, Goals.Cost100
+		if r.Budget != 100 {
+			effGoal, costGoal = Goals.Eff20, Goals.Cost20
+		}
+		if r.Efficiency < effGoal {
+			out = append(out, fmt.Sprintf("%s budget %d: efficiency %.3f < %.2f (any layering: ≤ %.3f)", r.Corpus, r.Budget, r.Efficiency, effGoal, r.Bound))
+		}
+		if u := r.Updates[UpdateMixed]; u != nil && u.ClientCost > costGoal {
+			out = append(out, fmt.Sprintf("%s budget %d: mixed update cost %.2f > %.1f", r.Corpus, r.Budget, u.ClientCost, costGoal))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
