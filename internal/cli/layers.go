@@ -19,6 +19,7 @@ func init() {
 			strategy string
 			popSrc   string
 			summary  bool
+			explain  string
 		)
 		cmd := &cobra.Command{
 			Use:   "layers [flags] CORPUS.json",
@@ -28,7 +29,16 @@ it, as in testdata/corpus/nixpkgs.json), groups every image's closure into
 layers with a strategy and prints JSON: each image's layer groups and a
 "summary" with idealBytes, storedBytes, efficiency (idealBytes/storedBytes),
 maxLayers and, when the corpus has updates, updateNewBytes,
-updateChangedBytes and updateCost.
+updateChangedBytes and updateCost (what the registry stores anew per changed
+byte) and clientUpdateCost (what a client holding the old images fetches per
+changed byte). "updates" has the same for each update kind: leaf (three leaf
+applications), mid (a library a few percent of the package set depends on),
+base (the path nearly everything depends on) and mixed (the corpus's own).
+
+With --explain IMAGE it prints, for that image of the corpus, each layer with
+why its paths are together (a layer of its own with its folded private chain,
+or a popularity tier of the paths that got none) and which update re-uploads
+which layers.
 
 Popularity comes from --popularity (a file or http(s) URL in Nixery's format),
 else from NIX_POPULARITY_URL, else it is computed from the corpus's package set.`,
@@ -58,7 +68,16 @@ else from NIX_POPULARITY_URL, else it is computed from the corpus's package set.
 				if err != nil {
 					return err
 				}
-				r := eval.Evaluate(c, s, budget)
+				kinds := c.UpdateKinds()
+				if explain != "" {
+					x, err := eval.Explain(c, s, budget, explain, kinds)
+					if err != nil {
+						return err
+					}
+					x.Write(env.Stdout)
+					return nil
+				}
+				r := eval.EvaluateUpdates(c, s, budget, kinds)
 				if len(r.Problems) > 0 {
 					return fmt.Errorf("layers: strategy %s broke its contract: %s", s.Name(), strings.Join(r.Problems, "; "))
 				}
@@ -75,6 +94,7 @@ else from NIX_POPULARITY_URL, else it is computed from the corpus's package set.
 		cmd.Flags().StringVar(&strategy, "strategy", "strata", "layering strategy: "+strings.Join(layering.Names(), ", "))
 		cmd.Flags().StringVar(&popSrc, "popularity", "", "popularity data in Nixery's format, a file or an http(s) URL (default $NIX_POPULARITY_URL, else computed from the corpus)")
 		cmd.Flags().BoolVar(&summary, "summary-only", false, "print only the summary, not each image's layers")
+		cmd.Flags().StringVar(&explain, "explain", "", "explain the layers of the corpus image `IMAGE` and what each update re-uploads")
 		return cmd
 	})
 }
