@@ -65,6 +65,7 @@ type serveOptions struct {
 
 	readyInterval time.Duration
 	failureTTL    time.Duration
+	checkOnStart  bool
 
 	cacheKeyFile  string
 	cachePriority int
@@ -141,6 +142,7 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.DurationVar(&o.failureTTL, "failed-build-ttl", 30*time.Second, "answer a build failure that would repeat (unknown, unfree or broken package, Nix build error) from memory for this long, so client retries do not rebuild; timeouts are never remembered (0: never)")
 	f.StringVar(&o.cacheKeyFile, "cache-key-file", "", "serve the store paths of the images built as a Nix binary cache, signed with this secret key (Nix's NAME:BASE64; make one with nix-store --generate-binary-cache-key NAME secret.key public.key); default: no cache")
 	f.IntVar(&o.cachePriority, "cache-priority", 41, "the Nix binary cache's priority in /nix-cache-info (lower is tried first; cache.nixos.org is 40)")
+	f.BoolVar(&o.checkOnStart, "check-on-start", false, "at start, evaluate the packages of the images built before in the package source and log each renamed, removed or failing one, as strata check does (default false)")
 	addStorageFlags(f, env, &o.s3)
 	return cmd
 }
@@ -251,6 +253,13 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	})
 	if err != nil {
 		return err
+	}
+	if o.checkOnStart {
+		var recent []string
+		for _, r := range b.Recent().List() {
+			recent = append(recent, r.Name)
+		}
+		go checkOnStart(ctx, env.Log, drv, store, recent, plats[0].Platform.String())
 	}
 	var authSvc *auth.Service
 	if o.htpasswd != "" {

@@ -219,3 +219,67 @@ func TestResolveAliases(t *testing.T) {
 		t.Fatalf("pkgconfig = %+v, %v", pkgs, err)
 	}
 }
+
+// pkgsNextDir is the offline package set after a bump.
+func pkgsNextDir(t testing.TB) string {
+	return pkgsDir(t) + "-next"
+}
+
+func TestInspect(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	ctx := context.Background()
+	names := []string{"hello", "exa", "eza", "telnet", "htop", "jq", "curl", "mysql", "oldtool", "pkgconfig", "nosuch", "python3Packages", "brokenThing", "in valid"}
+	check := func(dir string, want map[string]string) map[string]PackageState {
+		d, _ := newDriver(t, Config{PkgsPath: dir})
+		states, rest, err := d.Inspect(ctx, "", native, names)
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		if len(rest) != 0 {
+			t.Errorf("%s: unattributed warnings %q", dir, rest)
+		}
+		got := map[string]PackageState{}
+		for i, s := range states {
+			if s.Name != names[i] {
+				t.Errorf("state %d is %q, want %q", i, s.Name, names[i])
+			}
+			got[s.Name] = s
+			if want[s.Name] != s.State {
+				t.Errorf("%s: %s is %s (%s), want %s", dir, s.Name, s.State, s.Message, want[s.Name])
+			}
+		}
+		return got
+	}
+	old := check(pkgsDir(t), map[string]string{
+		"hello": StateOK, "exa": StateOK, "eza": StateRemoved, "telnet": StateOK, "htop": StateOK, "jq": StateOK,
+		"curl": StateOK, "mysql": StateRenamed, "oldtool": StateRemoved, "pkgconfig": StateOK, "nosuch": StateRemoved,
+		"python3Packages": StateNotPackage, "brokenThing": StateBroken, "in valid": StateRemoved,
+	})
+	next := check(pkgsNextDir(t), map[string]string{
+		"hello": StateOK, "exa": StateRenamed, "eza": StateOK, "telnet": StateRemoved, "htop": StateOK, "jq": StateOK,
+		"curl": StateEvalFailed, "mysql": StateRenamed, "oldtool": StateRemoved, "pkgconfig": StateOK, "nosuch": StateRemoved,
+		"python3Packages": StateNotPackage, "brokenThing": StateBroken, "in valid": StateRemoved,
+	})
+	if old["hello"].OutPath == "" || old["hello"].OutPath != next["hello"].OutPath {
+		t.Errorf("hello's out path %q, next %q: want the same", old["hello"].OutPath, next["hello"].OutPath)
+	}
+	if old["htop"].Version != "3.2.2" || next["htop"].Version != "3.3.0" {
+		t.Errorf("htop versions %q, %q", old["htop"].Version, next["htop"].Version)
+	}
+	if old["jq"].OutPath == next["jq"].OutPath {
+		t.Error("jq's out path did not change")
+	}
+	if s := next["exa"]; s.Replacement != "eza" || s.Message != "'exa' has been renamed to/replaced by 'eza'" {
+		t.Errorf("exa: %+v", s)
+	}
+	if s := next["curl"]; !strings.Contains(s.Message, "assertion") {
+		t.Errorf("curl: %+v", s)
+	}
+	if s := old["pkgconfig"]; s.Replacement != "pkg-config" || len(s.Warnings) != 1 || s.DrvName != "pkg-config-0.29.2" {
+		t.Errorf("pkgconfig: %+v", s)
+	}
+	if s := old["nosuch"]; s.Message != "no such attribute" {
+		t.Errorf("nosuch: %+v", s)
+	}
+}

@@ -69,7 +69,7 @@ let
       broken = try ((meta.broken or false) == true) false;
       unsupported = try (builtins.isList plats && plats != [ ]
         && builtins.all builtins.isString plats && !(builtins.elem host plats)) false;
-    } // (if withOut then { outPath = try (toString v.outPath) ""; } else { });
+    } // (if withOut then { out = try (toString v.outPath) ""; } else { });
   lookup = set: path: segs:
     let
       s = builtins.head segs;
@@ -115,7 +115,7 @@ type lookupResult struct {
 	Unfree      bool     `json:"unfree"`
 	Broken      bool     `json:"broken"`
 	Unsupported bool     `json:"unsupported"`
-	OutPath     string   `json:"outPath"` // only when asked for; "" when it throws
+	OutPath     string   `json:"out"` // only when asked for; "" when it throws (not "outPath": toJSON would turn the record into that string)
 }
 
 // Resolve evaluates (without building) which package each name denotes
