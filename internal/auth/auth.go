@@ -374,6 +374,17 @@ func (s *Service) Check(r *http.Request, repo string, actions ...string) Result 
 	return s.CheckScopes(r, []Access{{Type: "repository", Name: repo, Actions: actions}})
 }
 
+// PullsEverything reports whether request r's credentials may pull every
+// repository: under this policy, any valid credential (Basic, or a token
+// the service signed) may, and no credential may when anonymous pull is on.
+// The registry uses it to mount a blob without naming its source.
+func (s *Service) PullsEverything(r *http.Request) bool {
+	if s.o.AnonymousPull {
+		return true
+	}
+	return s.CheckScopes(r, nil).Allowed
+}
+
 // CheckScopes decides whether request r may do everything in scopes (none:
 // the base endpoint). A 401's challenge names every scope.
 func (s *Service) CheckScopes(r *http.Request, scopes []Access) Result {

@@ -106,3 +106,34 @@ func FuzzParseScope(f *testing.F) {
 		}
 	})
 }
+
+// TestPullsEverything: valid credentials (Basic or a signed token, whatever
+// its scopes) may pull every repository; none or bad ones may not, unless
+// anonymous pull is on.
+func TestPullsEverything(t *testing.T) {
+	now := time.Now()
+	s := newTestService(t, &now)
+	tok, _, _ := s.issue("alice", []Access{{Type: "repository", Name: "pushed/a", Actions: []string{Push}}})
+	for _, c := range []struct {
+		authz string
+		want  bool
+	}{
+		{"", false},
+		{"Basic YWxpY2U6cHc=", true},     // alice:pw
+		{"Basic YWxpY2U6bm9wZQ==", false}, // alice:nope
+		{"Bearer " + tok, true},
+		{"Bearer " + tok + "x", false},
+	} {
+		r := httptest.NewRequest("POST", "/v2/pushed/b/blobs/uploads/", nil)
+		if c.authz != "" {
+			r.Header.Set("Authorization", c.authz)
+		}
+		if got := s.PullsEverything(r); got != c.want {
+			t.Errorf("%q: PullsEverything = %v, want %v", c.authz, got, c.want)
+		}
+	}
+	s.o.AnonymousPull = true
+	if !s.PullsEverything(httptest.NewRequest("GET", "/v2/", nil)) {
+		t.Error("anonymous pull on: an anonymous request may not pull everything")
+	}
+}

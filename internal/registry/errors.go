@@ -48,7 +48,7 @@ var errorTable = map[ErrorCode]codeInfo{
 	CodeBlobUploadInvalid:       {http.StatusBadRequest, "blob upload invalid"},
 	CodeBlobUploadUnknown:       {http.StatusNotFound, "blob upload unknown to registry"},
 	CodeDigestInvalid:           {http.StatusBadRequest, "provided digest did not match uploaded content"},
-	CodeManifestBlobUnknown:     {http.StatusNotFound, "manifest references a manifest or blob unknown to registry"},
+	CodeManifestBlobUnknown:     {http.StatusBadRequest, "manifest references a manifest or blob unknown to registry"},
 	CodeManifestInvalid:         {http.StatusBadRequest, "manifest invalid"},
 	CodeManifestUnknown:         {http.StatusNotFound, "manifest unknown to registry"},
 	CodeNameInvalid:             {http.StatusBadRequest, "invalid repository name"},

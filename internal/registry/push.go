@@ -51,6 +51,130 @@ var manifestMediaTypes = map[string]bool{
 	string(types.DockerManifestList):    true,
 }
 
+// manifestContentType checks a manifest PUT's Content-Type against the
+// body, as CNCF distribution does, and returns the media type to store: a
+// Content-Type that is not a manifest type (other than none or
+// application/json, which leave it to the body) is MANIFEST_INVALID, and so
+// is one that disagrees with the body's mediaType or kind (image or index).
+// A body without mediaType takes the Content-Type's.
+func manifestContentType(header, detected string, pm parsedManifest) (string, error) {
+	ct, _, _ := strings.Cut(header, ";")
+	ct = strings.TrimSpace(strings.ToLower(ct))
+	mt := detected
+	switch {
+	case ct == "" || ct == "application/json":
+	case !manifestMediaTypes[ct]:
+		return "", NewError(CodeManifestInvalid, fmt.Sprintf("Content-Type %s is not a manifest media type: send one of %s",
+			truncate(ct, 100), strings.Join(sortedManifestTypes(), ", "))).WithDetail(map[string]string{"contentType": truncate(ct, 100)})
+	case ct != mt:
+		if pm.MediaType != "" || types.MediaType(ct).IsIndex() != types.MediaType(mt).IsIndex() {
+			return "", NewError(CodeManifestInvalid, fmt.Sprintf("Content-Type %s does not match the manifest's media type %s", ct, mt)).
+				WithDetail(map[string]string{"contentType": ct, "mediaType": mt})
+		}
+		mt = ct
+	}
+	if !manifestMediaTypes[mt] {
+		return "", NewError(CodeManifestInvalid, fmt.Sprintf("manifest media type %s is not supported: use one of %s",
+			truncate(mt, 100), strings.Join(sortedManifestTypes(), ", "))).WithDetail(map[string]string{"mediaType": truncate(mt, 100)})
+	}
+	return mt, nil
+}
+
+func sortedManifestTypes() []string {
+	out := make([]string, 0, len(manifestMediaTypes))
+	for t := range manifestMediaTypes {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// nonDistributable reports whether a layer of this media type may live
+// outside the registry, at its descriptor's urls.
+func nonDistributable(mediaType string) bool {
+	switch types.MediaType(mediaType) {
+	case types.OCIRestrictedLayer, types.OCIUncompressedRestrictedLayer, types.DockerForeignLayer,
+		"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd":
+		return true
+	}
+	return false
+}
+
+// checkReferences checks what a manifest points at, as CNCF distribution
+// does: every config and layer blob is linked in the repository (a
+// non-distributable layer with urls excepted), every child of an index is
+// a manifest (or blob) of the repository, and every descriptor's size is
+// the stored object's. A missing one is MANIFEST_BLOB_UNKNOWN, a wrong size
+// MANIFEST_INVALID, both 400. The subject may be missing: the spec lets a
+// referrer be pushed before its subject.
+func (h *handler) checkReferences(ctx context.Context, name, mt string, pm parsedManifest) error {
+	type ref struct {
+		d     descriptor
+		what  string
+		child bool
+	}
+	var refs []ref
+	if types.MediaType(mt).IsIndex() {
+		for _, c := range pm.Manifests {
+			refs = append(refs, ref{c, "manifest", true})
+		}
+	} else {
+		if pm.Config == nil {
+			return NewError(CodeManifestInvalid, "an image manifest needs a config descriptor")
+		}
+		refs = append(refs, ref{*pm.Config, "config", false})
+		for _, l := range pm.Layers {
+			refs = append(refs, ref{l, "layer", false})
+		}
+	}
+	if pm.Subject != nil {
+		if _, err := ParseDigest(pm.Subject.Digest); err != nil {
+			return NewError(CodeManifestInvalid, "invalid subject digest").WithDetail(map[string]string{"digest": truncate(pm.Subject.Digest, 200)})
+		}
+	}
+	for _, r := range refs {
+		if _, err := ParseDigest(r.d.Digest); err != nil {
+			return NewError(CodeManifestInvalid, fmt.Sprintf("invalid %s digest in manifest", r.what)).WithDetail(map[string]string{"digest": truncate(r.d.Digest, 200)})
+		}
+		if r.d.Size < 0 {
+			return NewError(CodeManifestInvalid, fmt.Sprintf("negative size of %s %s", r.what, r.d.Digest)).WithDetail(map[string]any{"digest": r.d.Digest, "size": r.d.Size})
+		}
+		if r.what == "layer" && len(r.d.URLs) > 0 && nonDistributable(r.d.MediaType) {
+			for _, u := range r.d.URLs {
+				if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+					return NewError(CodeManifestInvalid, "a non-distributable layer's urls must be http(s) URLs").WithDetail(map[string]string{"digest": r.d.Digest, "url": truncate(u, 200)})
+				}
+			}
+			continue
+		}
+		linked, err := exists(ctx, h.store, blobLinkKey(name, r.d.Digest))
+		if err == nil && !linked && r.child {
+			linked, err = exists(ctx, h.store, manifestLinkKey(name, r.d.Digest))
+		}
+		if err != nil {
+			return err
+		}
+		var info storage.Info
+		if linked {
+			info, err = h.store.Stat(ctx, storage.BlobKey(r.d.Digest))
+			if errors.Is(err, storage.ErrNotFound) {
+				linked = false // a link whose bytes a collection removed
+			} else if err != nil {
+				return fmt.Errorf("registry: stat %s: %w", r.d.Digest, err)
+			}
+		}
+		if !linked {
+			return NewError(CodeManifestBlobUnknown, fmt.Sprintf("the %s %s is not in repository %s: push it first", r.what, r.d.Digest, truncate(name, 200))).
+				WithDetail(map[string]string{"digest": r.d.Digest})
+		}
+		if info.Size != r.d.Size {
+			return NewError(CodeManifestInvalid, fmt.Sprintf("the %s descriptor of %s says %d bytes, the stored content has %d", r.what, r.d.Digest, r.d.Size, info.Size)).
+				WithDetail(map[string]any{"digest": r.d.Digest, "size": r.d.Size, "stored": info.Size})
+		}
+	}
+	return nil
+}
+
 // putManifest answers PUT /v2/<name>/manifests/<ref>.
 func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
@@ -75,15 +199,9 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err != nil {
 		return NewError(CodeManifestInvalid, err.Error())
 	}
-	// The body's mediaType wins; without one, a manifest Content-Type of
-	// the same kind (image or index) says which it is.
-	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
-	ct = strings.TrimSpace(ct)
-	if manifestMediaTypes[ct] && ct != mt {
-		if pm.MediaType != "" || types.MediaType(ct).IsIndex() != types.MediaType(mt).IsIndex() {
-			return NewError(CodeManifestInvalid, fmt.Sprintf("Content-Type %s does not match the manifest's media type %s", ct, mt))
-		}
-		mt = ct
+	mt, err = manifestContentType(r.Header.Get("Content-Type"), mt, pm)
+	if err != nil {
+		return err
 	}
 	alg := "sha256"
 	if rt.isDigest() {
@@ -93,37 +211,21 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if rt.isDigest() && digest != rt.ref {
 		return errDigestMismatch(rt.ref, digest)
 	}
-	// An image manifest's config and layers must be in the repository.
-	if !types.MediaType(mt).IsIndex() {
-		var blobs []string
-		if pm.Config != nil {
-			blobs = append(blobs, pm.Config.Digest)
-		}
-		for _, l := range pm.Layers {
-			blobs = append(blobs, l.Digest)
-		}
-		for _, b := range blobs {
-			if _, err := ParseDigest(b); err != nil {
-				return NewError(CodeManifestInvalid, "invalid digest in manifest").WithDetail(map[string]string{"digest": truncate(b, 200)})
-			}
-			ok, err := exists(ctx, h.store, blobLinkKey(rt.name, b))
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return NewError(CodeManifestBlobUnknown, "").WithDetail(map[string]string{"digest": b})
-			}
+	// PUT by digest may name tags to set too (?tag=, distribution-spec
+	// 1.1+dev); the response lists them in OCI-Tag.
+	var tags []string
+	if rt.isDigest() {
+		tags = r.URL.Query()["tag"]
+	} else {
+		tags = []string{rt.ref}
+	}
+	for _, t := range tags {
+		if !tagRE.MatchString(t) {
+			return NewError(CodeManifestInvalid, "invalid tag parameter: a tag matches [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}").WithDetail(map[string]string{"tag": truncate(t, 200)})
 		}
 	}
-	for _, c := range pm.Manifests {
-		if _, err := ParseDigest(c.Digest); err != nil {
-			return NewError(CodeManifestInvalid, "invalid digest in index").WithDetail(map[string]string{"digest": truncate(c.Digest, 200)})
-		}
-	}
-	if pm.Subject != nil {
-		if _, err := ParseDigest(pm.Subject.Digest); err != nil {
-			return NewError(CodeManifestInvalid, "invalid subject digest").WithDetail(map[string]string{"digest": truncate(pm.Subject.Digest, 200)})
-		}
+	if err := h.checkReferences(ctx, rt.name, mt, pm); err != nil {
+		return err
 	}
 
 	h.gcMu.RLock()
@@ -150,13 +252,16 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		}
 		w.Header().Set("OCI-Subject", pm.Subject.Digest)
 	}
-	if !rt.isDigest() {
-		if err := putSmall(ctx, h.store, tagKey(rt.name, rt.ref), []byte(digest)); err != nil {
+	for _, t := range tags {
+		if err := putSmall(ctx, h.store, tagKey(rt.name, t), []byte(digest)); err != nil {
 			return err
 		}
 	}
 	h.cache.invalidate(rt.name)
 	hd := w.Header()
+	if rt.isDigest() && len(tags) > 0 {
+		hd.Set("OCI-Tag", strings.Join(tags, ","))
+	}
 	hd.Set("Location", "/v2/"+rt.name+"/manifests/"+digest)
 	hd.Set("Docker-Content-Digest", digest)
 	hd.Set("Content-Length", "0")
@@ -293,6 +398,8 @@ func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) e
 		return err
 	}
 	key := blobLinkKey(rt.name, rt.ref)
+	defer h.cache.invalidate(rt.name)
+	h.cache.invalidate(rt.name)
 	ok, err := exists(ctx, h.store, key)
 	if err != nil {
 		return err

@@ -199,6 +199,7 @@ type descriptor struct {
 	Size         int64             `json:"size"`
 	ArtifactType string            `json:"artifactType,omitempty"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
+	URLs         []string          `json:"urls,omitempty"`
 }
 
 // parsedManifest holds the fields of a manifest or index the registry acts

@@ -201,13 +201,14 @@ func blobCreated(w http.ResponseWriter, name, digest string) error {
 
 // tryMount links digest into name from repository from. Without from, the
 // blob is mounted from anywhere in the store only when every blob is
-// readable anyway (no access control, or anonymous pull); else the client
-// gets an upload session. A pushed source needs the blob linked there and
+// readable anyway to this client (no access control, anonymous pull, or
+// credentials that may pull every repository); else the client gets an
+// upload session. A pushed source needs the blob linked there and
 // pull access to it.
 func (h *handler) tryMount(r *http.Request, name, digest, from string) (bool, error) {
 	ctx := r.Context()
 	if from == "" {
-		if !h.autoMount {
+		if !h.autoMount && !h.auth.PullsEverything(r) {
 			return false, nil
 		}
 	} else {
