@@ -119,7 +119,7 @@ func TestPullsEverything(t *testing.T) {
 		want  bool
 	}{
 		{"", false},
-		{"Basic YWxpY2U6cHc=", true},     // alice:pw
+		{"Basic YWxpY2U6cHc=", true},      // alice:pw
 		{"Basic YWxpY2U6bm9wZQ==", false}, // alice:nope
 		{"Bearer " + tok, true},
 		{"Bearer " + tok + "x", false},
