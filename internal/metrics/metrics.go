@@ -1,8 +1,9 @@
 // Package metrics is the Prometheus instrumentation of strata serve: HTTP
 // requests by endpoint class, method and status, request latency, builds
 // started, succeeded and failed (by failure kind), build durations, layers
-// packed or taken from the cache, blob bytes served, and the Go runtime and
-// process collectors, all in a private registry served by Handler.
+// packed or taken from the cache, blob bytes served, storage faults by
+// kind, and the Go runtime and process collectors, all in a private
+// registry served by Handler.
 //
 // Cardinality is bounded: every label value comes from a small fixed set
 // (never a repository name or a tag). The per-request path is cheap: the
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"strata/internal/nix"
+	"strata/internal/storage"
 )
 
 // Endpoint classes, the values of the endpoint label.
@@ -69,6 +71,7 @@ type Metrics struct {
 	buildDuration   *prometheus.HistogramVec
 	layersPacked    prometheus.Counter
 	layersCached    prometheus.Counter
+	storageFaults   map[string]prometheus.Counter
 
 	mu       sync.RWMutex
 	counters map[uint32]prometheus.Counter
@@ -125,8 +128,17 @@ func New() *Metrics {
 	m.layersPacked = layers.WithLabelValues("packed")
 	m.layersCached = layers.WithLabelValues("cached")
 
+	faults := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_storage_faults_total",
+		Help: "Requests that failed because storage did: no_space (ENOSPC), quota (EDQUOT), read_only (EROFS), io (EIO).",
+	}, []string{"kind"})
+	m.storageFaults = map[string]prometheus.Counter{}
+	for _, k := range storage.FaultKinds {
+		m.storageFaults[k] = faults.WithLabelValues(k)
+	}
+
 	m.reg.MustRegister(m.requests, latency, m.blobBytes, m.buildsStarted, m.buildsSucceeded,
-		m.buildsFailed, m.buildDuration, layers,
+		m.buildsFailed, m.buildDuration, layers, faults,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -197,6 +209,14 @@ func (m *Metrics) ObserveRequest(endpoint, method string, status int, bytes int6
 	m.latency[e][meth].Observe(d.Seconds())
 	if e == 1 && meth == 0 && bytes > 0 {
 		m.blobBytes.Add(float64(bytes))
+	}
+}
+
+// ObserveStorageFault counts a request that failed because storage did;
+// kind is one of storage.FaultKinds (others are ignored).
+func (m *Metrics) ObserveStorageFault(kind string) {
+	if c, ok := m.storageFaults[kind]; ok {
+		c.Inc()
 	}
 }
 

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +55,9 @@ func TestMetricsExposition(t *testing.T) {
 	m.LayerPacked()
 	m.LayerPacked()
 	m.LayerCached()
+	m.ObserveStorageFault("no_space")
+	m.ObserveStorageFault("no_space")
+	m.ObserveStorageFault("/not/a/kind")
 	body := scrape(t, m)
 	wantLines(t, body,
 		`strata_http_requests_total{code="200",endpoint="blob",method="GET"} 1`,
@@ -70,13 +75,15 @@ func TestMetricsExposition(t *testing.T) {
 		`strata_build_duration_seconds_count{result="failure"} 2`,
 		`strata_layers_total{source="packed"} 2`,
 		`strata_layers_total{source="cached"} 1`,
+		`strata_storage_faults_total{kind="no_space"} 2`,
+		`strata_storage_faults_total{kind="read_only"} 0`,
 	)
 	for _, w := range []string{"go_goroutines", "process_cpu_seconds_total"} {
 		if !strings.Contains(body, w) {
 			t.Errorf("metrics lack the runtime/process metric %s", w)
 		}
 	}
-	if strings.Contains(body, "/some/repo/name") {
+	if strings.Contains(body, "/some/repo/name") || strings.Contains(body, "/not/a/kind") {
 		t.Error("a label took an unbounded value")
 	}
 }
@@ -213,5 +220,25 @@ func TestStorageCheck(t *testing.T) {
 	}
 	if err := check(ctx); err == nil {
 		t.Fatal("a store whose directory is a file passed the check")
+	}
+}
+
+// faultyStore fails every write with err.
+type faultyStore struct {
+	storage.Store
+	err error
+}
+
+func (f faultyStore) Create(ctx context.Context) (storage.Writer, error) { return nil, f.err }
+
+func TestStorageCheckFaultHidesPath(t *testing.T) {
+	s, err := storage.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := &fs.PathError{Op: "open", Path: "/srv/strata/secret-dir/staging/x", Err: syscall.ENOSPC}
+	err = StorageCheck(faultyStore{s, fmt.Errorf("storage: create staging file: %w", full)})(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no space left") || strings.Contains(err.Error(), "/srv") {
+		t.Fatalf("check on a full store: %v", err)
 	}
 }

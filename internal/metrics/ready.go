@@ -151,7 +151,29 @@ var readinessBody = []byte("strata readiness probe\n")
 // StorageCheck returns a check that writes a tiny object under
 // ReadinessKey and reads it back. Every replica writes the same bytes, so
 // replicas sharing a store never fail each other's check.
+//
+// A storage fault (a full disk, an exhausted quota, a read-only filesystem,
+// an I/O error) fails the check with its kind only: /readyz never shows the
+// server's paths. The check recovers by itself once a probe write works.
 func StorageCheck(s storage.Store) func(ctx context.Context) error {
+	probe := storageProbe(s)
+	return func(ctx context.Context) error {
+		err := probe(ctx)
+		if f, ok := storage.FaultOf(err); ok {
+			return fmt.Errorf("storage cannot write or read (%s)", faultText[f.Kind])
+		}
+		return err
+	}
+}
+
+var faultText = map[string]string{
+	storage.FaultNoSpace:  "no space left",
+	storage.FaultQuota:    "disk quota exceeded",
+	storage.FaultReadOnly: "read-only filesystem",
+	storage.FaultIO:       "input/output error",
+}
+
+func storageProbe(s storage.Store) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		w, err := s.Create(ctx)
 		if err != nil {

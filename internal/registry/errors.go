@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+
+	"strata/internal/storage"
 )
 
 // ErrorCode is an error code of the OCI distribution spec v1.1 (plus UNKNOWN
@@ -208,6 +210,26 @@ func addressed(e *Error, err error, r *http.Request) *Error {
 	c := *e
 	c.Message = af.MessageFor(r.Host, rt.name, rt.ref)
 	return &c
+}
+
+// isRegistryError reports whether err is already a client-facing Error.
+func isRegistryError(err error) bool {
+	var re *Error
+	return errors.As(err, &re)
+}
+
+// faultError is what a client sees of a storage fault: a spec error body
+// that says storage failed and that a retry may work, without the server's
+// paths or error text. A full disk or quota is 507 Insufficient Storage; a
+// read-only filesystem or an I/O error 503.
+func faultError(f storage.Fault) *Error {
+	switch f.Kind {
+	case storage.FaultNoSpace, storage.FaultQuota:
+		return &Error{Code: CodeUnknown, Message: "the registry's storage is full; retry once space is freed", HTTPStatus: http.StatusInsufficientStorage}
+	case storage.FaultReadOnly:
+		return &Error{Code: CodeUnknown, Message: "the registry's storage is read-only; retry later", HTTPStatus: http.StatusServiceUnavailable}
+	}
+	return &Error{Code: CodeUnknown, Message: "the registry's storage failed to read or write; retry later", HTTPStatus: http.StatusServiceUnavailable}
 }
 
 // writeError writes e as a spec error response.

@@ -131,6 +131,12 @@ type Metrics interface {
 	ObserveRequest(endpoint, method string, status int, bytes int64, d time.Duration)
 }
 
+// FaultMetrics is implemented by a Metrics that also counts storage
+// faults (see storage.FaultOf); kind is one of storage.FaultKinds.
+type FaultMetrics interface {
+	ObserveStorageFault(kind string)
+}
+
 // endpointClasses are the Metrics endpoint classes of the route kinds.
 var endpointClasses = [numRouteKinds]string{
 	routeBase: "other", routeManifest: "manifest", routeBlob: "blob", routeUploads: "upload",
@@ -243,6 +249,20 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		e, internal := mapError(err)
 		e = addressed(e, err, r)
+		if f, ok := storage.FaultOf(err); ok && !isRegistryError(err) {
+			// The client learns that storage failed, never where or how;
+			// the operator gets the path and the error, once.
+			e, internal = faultError(f), false
+			h.log.LogAttrs(r.Context(), slog.LevelError, "storage fault",
+				slog.String("kind", f.Kind),
+				slog.String("file", f.Path),
+				slog.String("method", r.Method),
+				slog.String("path", truncate(r.URL.Path, 1024)),
+				slog.String("error", err.Error()))
+			if fm, ok := h.metrics.(FaultMetrics); ok {
+				fm.ObserveStorageFault(f.Kind)
+			}
+		}
 		if internal {
 			h.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
 				slog.String("method", r.Method),

@@ -294,7 +294,8 @@ func (h *handler) receive(ctx context.Context, body io.Reader, hs ...hash.Hash) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("registry: upload: %w", err)
 	}
-	ws := []io.Writer{sw}
+	fw := &writeErr{w: sw}
+	ws := []io.Writer{fw}
 	for _, x := range hs {
 		ws = append(ws, x)
 	}
@@ -303,6 +304,10 @@ func (h *handler) receive(ctx context.Context, body io.Reader, hs ...hash.Hash) 
 	copyBufs.Put(bufp)
 	if err != nil {
 		_ = sw.Cancel(ctx)
+		if fw.err != nil {
+			// The store failed, not the client: a 5xx, never 400.
+			return nil, n, fmt.Errorf("registry: upload: %w", fw.err)
+		}
 		var re *Error
 		if errors.As(err, &re) {
 			return nil, n, re
@@ -313,6 +318,21 @@ func (h *handler) receive(ctx context.Context, body io.Reader, hs ...hash.Hash) 
 		return nil, n, NewError(CodeBlobUploadInvalid, "reading the request body failed")
 	}
 	return sw, n, nil
+}
+
+// writeErr remembers a write error of w, so that a failed copy can tell
+// the store's failure from the client's.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (f *writeErr) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	return n, err
 }
 
 // putBlobDirect receives a whole blob in one request body and commits it

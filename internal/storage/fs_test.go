@@ -3,7 +3,9 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -206,5 +208,28 @@ func TestFSCanceledContext(t *testing.T) {
 	}
 	if _, err := s.Stat(context.Background(), "k"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Stat = %v, want ErrNotFound", err)
+	}
+}
+
+func TestFaultOf(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		kind string
+		path string
+	}{
+		{fmt.Errorf("storage: write staging file: %w", &fs.PathError{Op: "write", Path: "/data/staging/x", Err: syscall.ENOSPC}), storage.FaultNoSpace, "/data/staging/x"},
+		{fmt.Errorf("commit: %w", &os.LinkError{Op: "rename", Old: "/a", New: "/b", Err: syscall.EDQUOT}), storage.FaultQuota, "/b"},
+		{&fs.PathError{Op: "open", Path: "/ro", Err: syscall.EROFS}, storage.FaultReadOnly, "/ro"},
+		{fmt.Errorf("read: %w", syscall.EIO), storage.FaultIO, ""},
+	} {
+		f, ok := storage.FaultOf(c.err)
+		if !ok || f.Kind != c.kind || f.Path != c.path {
+			t.Errorf("storage.FaultOf(%v) = %+v, %v; want %s %q", c.err, f, ok, c.kind, c.path)
+		}
+	}
+	for _, err := range []error{nil, storage.ErrNotFound, fmt.Errorf("x: %w", syscall.EACCES), &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrNotExist}} {
+		if f, ok := storage.FaultOf(err); ok {
+			t.Errorf("storage.FaultOf(%v) = %+v, want no fault", err, f)
+		}
 	}
 }
