@@ -70,7 +70,7 @@ func (d *Driver) Database(ctx context.Context, paths []string, mtime time.Time) 
 }
 
 // runEnv runs a Nix command with extra environment variables and stdin,
-// in its own process group, killed when ctx ends.
+// in its own process group, killed when ctx ends or strata dies.
 func (d *Driver) runEnv(ctx context.Context, name string, args, extraEnv []string, stdin []byte) error {
 	path, err := exec.LookPath(name)
 	if err != nil {
@@ -92,7 +92,7 @@ func (d *Driver) runEnv(ctx context.Context, name string, args, extraEnv []strin
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {

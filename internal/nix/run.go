@@ -105,7 +105,8 @@ func (e *procError) Unwrap() error { return e.err }
 // run starts name with args in its own process group, waits for it and
 // returns its stdout. The process's stderr is logged at debug level and
 // its last lines are returned in a *procError on failure. When ctx ends
-// the group gets SIGTERM, then SIGKILL after killGrace.
+// the group gets SIGTERM, then SIGKILL after killGrace; when strata dies,
+// the process gets SIGKILL.
 func (d *Driver) run(ctx context.Context, name string, args []string, dir string) ([]byte, []string, error) {
 	path, err := exec.LookPath(name)
 	if err != nil {
@@ -118,7 +119,11 @@ func (d *Driver) run(ctx context.Context, name string, args []string, dir string
 	cmd.Env = d.env()
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so a timeout or cancellation kills the whole
+	// group; and SIGKILL when strata dies, so a killed server leaves no
+	// build behind (the sandboxed builder dies with nix-build: Nix sets the
+	// same parent-death signal on it).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	done := make(chan struct{})
 	var once sync.Once
 	var canceled atomic.Bool
