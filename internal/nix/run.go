@@ -106,7 +106,7 @@ func (e *procError) Unwrap() error { return e.err }
 // returns its stdout. The process's stderr is logged at debug level and
 // its last lines are returned in a *procError on failure. When ctx ends
 // the group gets SIGTERM, then SIGKILL after killGrace; when strata dies,
-// the process gets SIGKILL.
+// the process gets SIGTERM.
 func (d *Driver) run(ctx context.Context, name string, args []string, dir string) ([]byte, []string, error) {
 	path, err := exec.LookPath(name)
 	if err != nil {
@@ -119,11 +119,12 @@ func (d *Driver) run(ctx context.Context, name string, args []string, dir string
 	cmd.Env = d.env()
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
-	// Its own process group, so a timeout or cancellation kills the whole
-	// group; and SIGKILL when strata dies, so a killed server leaves no
-	// build behind (the sandboxed builder dies with nix-build: Nix sets the
-	// same parent-death signal on it).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Its own process group, so a timeout or cancellation reaches the whole
+	// group; and SIGTERM when strata dies, so a killed server leaves no
+	// build behind. SIGTERM, not SIGKILL: the sandboxed builder runs in a
+	// PID namespace and session of its own and outlives a SIGKILLed
+	// nix-build, while a SIGTERMed one kills it and cleans up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	done := make(chan struct{})
 	var once sync.Once
 	var canceled atomic.Bool

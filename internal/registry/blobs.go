@@ -19,9 +19,9 @@ var (
 // name (a blob link, or a manifest link for clients that fetch manifests
 // as blobs), through the short-lived reference cache.
 func (h *handler) blobLinked(ctx context.Context, name, digest string) (bool, error) {
-	now := time.Now()
-	ck := "blob:" + digest
-	if _, ok := h.cache.ref(name, ck, now); ok {
+	now := h.now()
+	ck := refKey{kind: refBlob, name: name, ref: digest}
+	if _, ok := h.cache.ref(ck, now); ok {
 		return true, nil
 	}
 	ok, err := exists(ctx, h.store, blobLinkKey(name, digest))
@@ -31,7 +31,7 @@ func (h *handler) blobLinked(ctx context.Context, name, digest string) (bool, er
 	if err != nil || !ok {
 		return false, err
 	}
-	h.cache.putRef(name, ck, cachedRef{digest: digest}, now)
+	h.cache.putRef(ck, cachedRef{digest: digest}, now)
 	return true, nil
 }
 

@@ -9,62 +9,86 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"strata/internal/storage"
 )
 
-// getManifest answers GET and HEAD /v2/<name>/manifests/<ref>.
+// getManifest answers GET and HEAD /v2/<name>/manifests/<ref>. This is the
+// pull hot path: a cached manifest is served with header values built once,
+// without a storage access.
 func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
-	var m Manifest
-	if h.pushed(rt.name) {
-		var err error
-		if m, err = h.pushedManifest(r.Context(), rt); err != nil {
-			return err
-		}
-	} else if rt.isDigest() {
-		var err error
+	var m *cachedManifest
+	var err error
+	switch {
+	case h.pushed(rt.name):
+		m, err = h.pushedManifest(r.Context(), rt)
+	case rt.isDigest():
 		m, err = h.manifestByDigest(r, rt)
-		if err != nil {
-			return err
-		}
-	} else {
-		var err error
-		m, err = h.backend.Manifest(r.Context(), rt.name, rt.ref, ParseAccept(r.Header.Values("Accept")))
-		if err != nil {
-			return err
-		}
-		if m.Digest == "" {
-			sum := sha256.Sum256(m.Body)
-			m.Digest = "sha256:" + hex.EncodeToString(sum[:])
-		}
-		if m.MediaType == "" {
-			mt, err := detectManifest(m.Body)
-			if err != nil {
-				return fmt.Errorf("registry: backend manifest for %s:%s: %w", rt.name, rt.ref, err)
-			}
-			m.MediaType = mt
-		}
+	default:
+		m, err = h.onDemandManifest(r, rt)
 	}
-	// Canonical keys, assigned directly: this is the pull hot path.
+	if err != nil {
+		return err
+	}
+	// Canonical keys, assigned directly.
 	hd := w.Header()
-	hd["Content-Type"] = []string{m.MediaType}
-	hd["Content-Length"] = []string{strconv.Itoa(len(m.Body))}
-	hd["Docker-Content-Digest"] = []string{m.Digest}
-	hd["Etag"] = []string{`"` + m.Digest + `"`}
+	hd["Content-Type"] = m.contentType
+	hd["Content-Length"] = m.contentLength
+	hd["Docker-Content-Digest"] = m.dockerDigest
+	hd["Etag"] = m.etag
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		w.Write(m.Body)
+		w.Write(m.body)
 	}
 	return nil
 }
 
-// manifestByDigest reads a manifest from the store. Any repository name may
-// read any stored manifest (see the package doc); what is read must parse
-// as a manifest or index, and hash to the digest.
-func (h *handler) manifestByDigest(r *http.Request, rt route) (Manifest, error) {
+// onDemandManifest asks the Backend for an on-demand name's tag (which may
+// build the image). The answer is cached for the cache's TTL, per name,
+// tag and Accept header, so a package set that moves on is seen after at
+// most the TTL.
+func (h *handler) onDemandManifest(r *http.Request, rt route) (*cachedManifest, error) {
+	now := h.now()
+	var accept string
+	if vs := r.Header["Accept"]; len(vs) == 1 {
+		accept = vs[0]
+	} else if len(vs) > 1 {
+		accept = strings.Join(vs, ",")
+	}
+	key := refKey{kind: refOnDemand, name: rt.name, ref: rt.ref, accept: accept}
+	if ref, ok := h.cache.ref(key, now); ok {
+		return ref.m, nil
+	}
+	bm, err := h.backend.Manifest(r.Context(), rt.name, rt.ref, ParseAccept(r.Header.Values("Accept")))
+	if err != nil {
+		return nil, err
+	}
+	if bm.Digest == "" {
+		sum := sha256.Sum256(bm.Body)
+		bm.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	if bm.MediaType == "" {
+		mt, err := detectManifest(bm.Body)
+		if err != nil {
+			return nil, fmt.Errorf("registry: backend manifest for %s:%s: %w", rt.name, rt.ref, err)
+		}
+		bm.MediaType = mt
+	}
+	m := h.cache.putManifest(newCachedManifest(bm.Body, bm.MediaType, bm.Digest)).withType(bm.MediaType)
+	h.cache.putRef(key, cachedRef{digest: m.digest, mediaType: m.mediaType, m: m}, now)
+	return m, nil
+}
+
+// manifestByDigest reads a manifest from the store, or the cache. Any
+// repository name may read any stored manifest (see the package doc); what
+// is read must parse as a manifest or index, and hash to the digest.
+func (h *handler) manifestByDigest(r *http.Request, rt route) (*cachedManifest, error) {
+	if m, ok := h.cache.manifest(rt.ref); ok {
+		return m, nil
+	}
 	ctx := r.Context()
 	key := storage.BlobKey(rt.ref)
 	unknown := func() error {
@@ -72,37 +96,37 @@ func (h *handler) manifestByDigest(r *http.Request, rt route) (Manifest, error) 
 	}
 	info, err := h.store.Stat(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Manifest{}, unknown()
+		return nil, unknown()
 	}
 	if err != nil {
-		return Manifest{}, fmt.Errorf("registry: stat manifest %s: %w", rt.ref, err)
+		return nil, fmt.Errorf("registry: stat manifest %s: %w", rt.ref, err)
 	}
 	if info.Size > MaxManifestSize {
-		return Manifest{}, unknown() // a large blob, not a manifest
+		return nil, unknown() // a large blob, not a manifest
 	}
 	rc, err := h.store.Open(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Manifest{}, unknown()
+		return nil, unknown()
 	}
 	if err != nil {
-		return Manifest{}, fmt.Errorf("registry: open manifest %s: %w", rt.ref, err)
+		return nil, fmt.Errorf("registry: open manifest %s: %w", rt.ref, err)
 	}
 	defer rc.Close()
 	body, err := io.ReadAll(io.LimitReader(rc, MaxManifestSize+1))
 	if err != nil {
-		return Manifest{}, fmt.Errorf("registry: read manifest %s: %w", rt.ref, err)
+		return nil, fmt.Errorf("registry: read manifest %s: %w", rt.ref, err)
 	}
 	if len(body) > MaxManifestSize {
-		return Manifest{}, unknown()
+		return nil, unknown()
 	}
 	if !digestMatches(rt.digest.Algorithm, rt.digest.Hex, body) {
-		return Manifest{}, fmt.Errorf("registry: stored manifest %s does not match its digest", rt.ref)
+		return nil, fmt.Errorf("registry: stored manifest %s does not match its digest", rt.ref)
 	}
 	mt, err := detectManifest(body)
 	if err != nil {
-		return Manifest{}, unknown()
+		return nil, unknown()
 	}
-	return Manifest{Body: body, MediaType: mt, Digest: rt.ref}, nil
+	return h.cache.putManifest(newCachedManifest(body, mt, rt.ref)), nil
 }
 
 // digestMatches reports whether body hashes to alg:hexDigest.

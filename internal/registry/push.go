@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -279,52 +278,58 @@ func computeDigest(alg string, body []byte) string {
 }
 
 // pushedManifest resolves a manifest of a pushed repository: by tag
-// through the tag link, by digest through the manifest link; both cached
-// briefly.
-func (h *handler) pushedManifest(ctx context.Context, rt route) (Manifest, error) {
-	now := time.Now()
+// through the tag link, by digest through the manifest link. The resolved
+// reference is cached for the cache's TTL (dropped at once by a write
+// through this handler), the manifest by digest until evicted.
+func (h *handler) pushedManifest(ctx context.Context, rt route) (*cachedManifest, error) {
+	now := h.now()
 	unknown := func() error {
 		return NewError(CodeManifestUnknown, "").WithDetail(map[string]string{"name": rt.name, "reference": rt.ref})
 	}
-	ref, ok := h.cache.ref(rt.name, rt.ref, now)
+	key := refKey{kind: refPushed, name: rt.name, ref: rt.ref}
+	ref, ok := h.cache.ref(key, now)
+	if ok && ref.m != nil {
+		return ref.m, nil
+	}
 	if !ok {
 		digest := rt.ref
 		if !rt.isDigest() {
 			raw, err := getSmall(ctx, h.store, tagKey(rt.name, rt.ref), 1024)
 			if errors.Is(err, storage.ErrNotFound) {
-				return Manifest{}, unknown()
+				return nil, unknown()
 			}
 			if err != nil {
-				return Manifest{}, err
+				return nil, err
 			}
 			digest = strings.TrimSpace(string(raw))
 		}
 		raw, err := getSmall(ctx, h.store, manifestLinkKey(rt.name, digest), 1024)
 		if errors.Is(err, storage.ErrNotFound) {
-			return Manifest{}, unknown()
+			return nil, unknown()
 		}
 		if err != nil {
-			return Manifest{}, err
+			return nil, err
 		}
 		ref = cachedRef{digest: digest, mediaType: strings.TrimSpace(string(raw))}
-		h.cache.putRef(rt.name, rt.ref, ref, now)
 	}
-	if m, ok := h.cache.manifest(ref.digest); ok {
-		return Manifest{Body: m.body, MediaType: ref.mediaType, Digest: ref.digest}, nil
+	m, ok := h.cache.manifest(ref.digest)
+	if !ok {
+		body, err := getSmall(ctx, h.store, storage.BlobKey(ref.digest), MaxManifestSize)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, unknown()
+		}
+		if err != nil {
+			return nil, err
+		}
+		alg, hexd, _ := strings.Cut(ref.digest, ":")
+		if !digestMatches(alg, hexd, body) {
+			return nil, fmt.Errorf("registry: stored manifest %s does not match its digest", ref.digest)
+		}
+		m = h.cache.putManifest(newCachedManifest(body, ref.mediaType, ref.digest))
 	}
-	body, err := getSmall(ctx, h.store, storage.BlobKey(ref.digest), MaxManifestSize)
-	if errors.Is(err, storage.ErrNotFound) {
-		return Manifest{}, unknown()
-	}
-	if err != nil {
-		return Manifest{}, err
-	}
-	alg, hexd, _ := strings.Cut(ref.digest, ":")
-	if !digestMatches(alg, hexd, body) {
-		return Manifest{}, fmt.Errorf("registry: stored manifest %s does not match its digest", ref.digest)
-	}
-	h.cache.putManifest(ref.digest, &cachedManifest{body: body, mediaType: ref.mediaType})
-	return Manifest{Body: body, MediaType: ref.mediaType, Digest: ref.digest}, nil
+	ref.m = m.withType(ref.mediaType)
+	h.cache.putRef(key, ref, now)
+	return ref.m, nil
 }
 
 // deleteManifest answers DELETE /v2/<name>/manifests/<ref>: a tag removes

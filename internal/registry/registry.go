@@ -37,12 +37,19 @@
 // the store (uploads.go), so they work across replicas; the digest is
 // verified before anything becomes visible under it.
 //
-// Pull hot path: a pushed tag or digest resolves through a short-lived
-// in-memory cache of links (dropped on every local write), and manifests
-// by digest are cached in memory (they are immutable); blobs are served
-// from the *os.File the store opens, so http.ServeContent reaches the
-// connection's sendfile. Options.AccessLog writes the access log with a
-// hand-rolled encoder, as slog's costs more than the rest of the request.
+// Pull hot path: manifests are cached in memory by digest (they are
+// immutable) with their response header values built once, so a cached
+// manifest is answered without a storage access or a per-request header
+// allocation. A pushed tag or digest, and an on-demand name's tag, resolve
+// through an in-memory cache of references with a TTL
+// (Options.RefCacheTTL, 2s by default). Staleness bound: a push or delete
+// is visible to the next request on the replica that served it (its
+// references are dropped at once); on every other replica sharing the
+// storage, after at most the TTL; an on-demand tag whose package set moved
+// on, after at most the TTL too. Blobs are served from the *os.File the
+// store opens, so http.ServeContent reaches the connection's sendfile.
+// Options.AccessLog writes the access log with a hand-rolled encoder, as
+// slog's costs more than the rest of the request.
 //
 // Access control (Options.Auth, package auth): GET and HEAD need pull,
 // uploads and manifest PUT need push (and pull on a mount's source),
@@ -113,11 +120,15 @@ type Options struct {
 	// shape of slog's JSON handler (msg "request"), written by a fast
 	// encoder, instead of through Log. Default nil: through Log.
 	AccessLog io.Writer
-	// RefCacheTTL is how long a pushed tag or manifest link is cached in
-	// memory (writes through this handler drop it at once; another
-	// replica's write shows after at most the TTL). Default 2s; negative:
+	// RefCacheTTL is how long a resolved reference is cached in memory: a
+	// pushed repository's tags and links (writes through this handler drop
+	// them at once) and an on-demand name's tags. It bounds staleness
+	// across replicas: another replica's push or delete, or a package set
+	// that moved on, is seen after at most the TTL. Default 2s; negative:
 	// no cache.
 	RefCacheTTL time.Duration
+	// Now is the clock of the caches. Default time.Now.
+	Now func() time.Time
 	// Metrics, when set, observes every request once it is served.
 	// Default nil: none.
 	Metrics Metrics
@@ -168,6 +179,7 @@ type handler struct {
 	uploadSem  chan struct{}
 	uploadMu   [64]sync.Mutex
 	cache      *cache
+	now        func() time.Time
 	access     *accessLog
 	metrics    Metrics
 	// gcMu is held for reading by writes that link content and for
@@ -194,6 +206,10 @@ func New(opts Options) http.Handler {
 		ttl = 2 * time.Second
 	}
 	h.cache = newCache(ttl, 64<<20)
+	h.now = opts.Now
+	if h.now == nil {
+		h.now = time.Now
+	}
 	h.autoMount = h.auth == nil || h.auth.AnonymousPull()
 	h.metrics = opts.Metrics
 	if opts.AccessLog != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,50 +97,92 @@ func exists(ctx context.Context, s storage.Store, key string) (bool, error) {
 }
 
 // cache is the in-memory cache of the pull hot path: manifests by digest
-// (immutable, so kept until evicted) and pushed tags and links (mutable, so
-// kept for a short TTL and dropped on every local write to the repository;
-// another replica's write is seen after at most the TTL).
+// (immutable, so kept until evicted, with their response headers built
+// once) and resolved references (mutable, so kept for a short TTL): the
+// tags and links of pushed repositories, dropped on every local write to
+// the repository, and the tags of on-demand names. A write through another
+// replica, or a package set that moved on, is seen after at most the TTL.
 type cache struct {
 	ttl time.Duration
 
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	manifests map[string]*cachedManifest // digest → manifest
 	order     []string                   // FIFO eviction of manifests
 	size      int64                      // bytes of cached manifest bodies
 	maxSize   int64
-	refs      map[string]cachedRef // "name\x00ref" → resolved digest + type
+	refs      map[refKey]cachedRef
 }
 
+// refKey names a resolved reference without building a string per request.
+type refKey struct {
+	kind   refKind
+	name   string
+	ref    string
+	accept string // on-demand tags: the client's Accept, which picks the manifest
+}
+
+type refKind uint8
+
+const (
+	refPushed   refKind = iota // a pushed repository's tag or manifest digest
+	refBlob                    // a pushed repository's blob link
+	refOnDemand                // an on-demand name's tag
+)
+
+// cachedManifest is a manifest with the values of its response headers.
 type cachedManifest struct {
 	body      []byte
 	mediaType string
+	digest    string
+	// Header values, built once and shared by every response (never
+	// modified).
+	contentType, contentLength, dockerDigest, etag []string
+}
+
+func newCachedManifest(body []byte, mediaType, digest string) *cachedManifest {
+	return &cachedManifest{body: body, mediaType: mediaType, digest: digest,
+		contentType: []string{mediaType}, contentLength: []string{strconv.Itoa(len(body))},
+		dockerDigest: []string{digest}, etag: []string{`"` + digest + `"`}}
+}
+
+// withType returns m served as mediaType (a pushed manifest's link may name
+// another type than the one its bytes were first cached with).
+func (m *cachedManifest) withType(mediaType string) *cachedManifest {
+	if mediaType == m.mediaType {
+		return m
+	}
+	c := *m
+	c.mediaType, c.contentType = mediaType, []string{mediaType}
+	return &c
 }
 
 type cachedRef struct {
 	digest    string
 	mediaType string
+	m         *cachedManifest // on-demand tags: the manifest itself
 	expires   time.Time
 }
 
 func newCache(ttl time.Duration, maxSize int64) *cache {
-	return &cache{ttl: ttl, maxSize: maxSize, manifests: map[string]*cachedManifest{}, refs: map[string]cachedRef{}}
+	return &cache{ttl: ttl, maxSize: maxSize, manifests: map[string]*cachedManifest{}, refs: map[refKey]cachedRef{}}
 }
 
 func (c *cache) manifest(digest string) (*cachedManifest, bool) {
-	c.mu.Lock()
+	c.mu.RLock()
 	m, ok := c.manifests[digest]
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	return m, ok
 }
 
-func (c *cache) putManifest(digest string, m *cachedManifest) {
+// putManifest caches m (unless it is large) and returns the cached one.
+func (c *cache) putManifest(m *cachedManifest) *cachedManifest {
 	if int64(len(m.body)) > c.maxSize/16 {
-		return
+		return m
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.manifests[digest]; ok {
-		return
+	if old, ok := c.manifests[m.digest]; ok {
+		return old
 	}
 	for c.size+int64(len(m.body)) > c.maxSize && len(c.order) > 0 {
 		old := c.order[0]
@@ -149,25 +192,26 @@ func (c *cache) putManifest(digest string, m *cachedManifest) {
 			delete(c.manifests, old)
 		}
 	}
-	c.manifests[digest] = m
-	c.order = append(c.order, digest)
+	c.manifests[m.digest] = m
+	c.order = append(c.order, m.digest)
 	c.size += int64(len(m.body))
+	return m
 }
 
-func (c *cache) ref(name, ref string, now time.Time) (cachedRef, bool) {
+func (c *cache) ref(k refKey, now time.Time) (cachedRef, bool) {
 	if c.ttl <= 0 {
 		return cachedRef{}, false
 	}
-	c.mu.Lock()
-	r, ok := c.refs[name+"\x00"+ref]
-	c.mu.Unlock()
+	c.mu.RLock()
+	r, ok := c.refs[k]
+	c.mu.RUnlock()
 	if !ok || now.After(r.expires) {
 		return cachedRef{}, false
 	}
 	return r, true
 }
 
-func (c *cache) putRef(name, ref string, r cachedRef, now time.Time) {
+func (c *cache) putRef(k refKey, r cachedRef, now time.Time) {
 	if c.ttl <= 0 {
 		return
 	}
@@ -177,16 +221,15 @@ func (c *cache) putRef(name, ref string, r cachedRef, now time.Time) {
 	if len(c.refs) > 100000 {
 		clear(c.refs)
 	}
-	c.refs[name+"\x00"+ref] = r
+	c.refs[k] = r
 }
 
-// invalidate drops every resolved reference of a repository.
+// invalidate drops every resolved reference of a pushed repository.
 func (c *cache) invalidate(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := name + "\x00"
 	for k := range c.refs {
-		if strings.HasPrefix(k, p) {
+		if k.name == name && k.kind != refOnDemand {
 			delete(c.refs, k)
 		}
 	}
@@ -239,9 +282,12 @@ func (m parsedManifest) references() []string {
 	return out
 }
 
-// invalidateAll drops every resolved reference.
+// invalidateAll drops every resolved reference and cached manifest (a
+// garbage collection removed bytes).
 func (c *cache) invalidateAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.refs)
+	clear(c.manifests)
+	c.order, c.size = nil, 0
 }
