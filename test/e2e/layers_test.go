@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,38 @@ func TestDeterministicWhateverWasBuiltBefore(t *testing.T) {
 	a, b := layerDigests(t, alone, target), layerDigests(t, busy, target)
 	if strings.Join(a, ",") != strings.Join(b, ",") {
 		t.Fatalf("layers differ:\nalone %v\nafter %v", a, b)
+	}
+}
+
+// The `strata layers` commands of the README run and say what they should.
+func TestLayersReadmeCommands(t *testing.T) {
+	nixpkgs := filepath.Join(repoRoot, "testdata", "corpus", "nixpkgs.json")
+	debian := filepath.Join(repoRoot, "testdata", "corpus", "debian12.json")
+	out := mustRun(t, 2*time.Minute, strataBin, "layers", "--budget", "20", "--explain", "python3-datascience", nixpkgs)
+	for _, want := range []string{"image python3-datascience: 158 paths", "own layer: glibc-", "why: ranked among the image's best", `tier "shared"`, `tier "leaf"`, "update mixed", "re-uploads layers"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--explain output lacks %q:\n%s", want, out)
+		}
+	}
+	out = mustRun(t, 2*time.Minute, strataBin, "layers", "--budget", "20", "--strategy", "dockertools", "--summary-only", debian)
+	var v struct {
+		Strategy string
+		Summary  struct {
+			Efficiency       float64
+			UpdateCost       *float64
+			ClientUpdateCost *float64
+			Updates          map[string]struct{ ClientCost float64 }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if v.Strategy != "dockertools" || v.Summary.Efficiency <= 0 || v.Summary.Efficiency > 1 || v.Summary.UpdateCost == nil || v.Summary.ClientUpdateCost == nil {
+		t.Errorf("summary: %+v", v)
+	}
+	for _, k := range []string{"leaf", "mid", "base", "mixed"} {
+		if u, ok := v.Summary.Updates[k]; !ok || u.ClientCost < 1 {
+			t.Errorf("summary.updates[%s] = %+v, want a cost ≥ 1", k, u)
+		}
 	}
 }

@@ -76,7 +76,11 @@ type Row struct {
 	Budget     int
 	Efficiency float64
 	// Bound is EfficiencyBound for the corpus and budget.
-	Bound     float64
+	Bound float64
+	// MustShare is the share of the images' bytes that no layering can
+	// give layers of their own: in each image, all but the budget-2
+	// largest paths (one group left for the rest), over all images.
+	MustShare float64
 	MaxLayers int
 	Updates   map[string]*UpdateSummary
 }
@@ -113,6 +117,7 @@ func Compare(root string, specs []CorpusSpec, budgets []int) ([]Row, error) {
 			kinds := c.UpdateKinds()
 			for _, b := range budgets {
 				bound, _ := EfficiencyBound(c, b)
+				must := MustShare(c, b)
 				for _, name := range layering.Names() {
 					s, err := layering.NewFor(name, st)
 					if err != nil {
@@ -125,7 +130,7 @@ func Compare(root string, specs []CorpusSpec, budgets []int) ([]Row, error) {
 						return
 					}
 					results[i] = append(results[i], Row{Corpus: spec.String(), HeldOut: spec.HeldOut, Strategy: name, Budget: b,
-						Efficiency: r.Summary.Efficiency, Bound: bound, MaxLayers: r.Summary.MaxLayers, Updates: r.Summary.Updates})
+						Efficiency: r.Summary.Efficiency, Bound: bound, MustShare: must, MaxLayers: r.Summary.MaxLayers, Updates: r.Summary.Updates})
 				}
 			}
 		}(i, spec)
@@ -184,7 +189,8 @@ func WriteTable(w io.Writer, rows []Row) {
 			if r.HeldOut {
 				set = "held-out"
 			}
-			fmt.Fprintf(w, "%-13s %-8s %-13s %5.3f/%5.3f\n", k.corpus, set, "(bound)", a.Bound, b.Bound)
+			fmt.Fprintf(w, "%-13s %-8s %-13s %5.3f/%5.3f  (efficiency any layering can reach; bytes that must share a layer: %.0f%% / %.0f%%)\n",
+				k.corpus, set, "(bound)", a.Bound, b.Bound, 100*a.MustShare, 100*b.MustShare)
 			last = k.corpus
 		}
 		line := fmt.Sprintf("%-13s %-8s %-13s %5.3f/%5.3f", "", "", k.strategy, a.Efficiency, b.Efficiency)
@@ -209,7 +215,7 @@ func Misses(rows []Row) []string {
 			effGoal, costGoal = Goals.Eff20, Goals.Cost20
 		}
 		if r.Efficiency < effGoal {
-			out = append(out, fmt.Sprintf("%s budget %d: efficiency %.3f < %.2f (any layering: ≤ %.3f)", r.Corpus, r.Budget, r.Efficiency, effGoal, r.Bound))
+			out = append(out, fmt.Sprintf("%s budget %d: efficiency %.3f < %.2f (any layering: ≤ %.3f; %.0f%% of the bytes must share a layer)", r.Corpus, r.Budget, r.Efficiency, effGoal, r.Bound, 100*r.MustShare))
 		}
 		if u := r.Updates[UpdateMixed]; u != nil && u.ClientCost > costGoal {
 			out = append(out, fmt.Sprintf("%s budget %d: mixed update cost %.2f > %.1f", r.Corpus, r.Budget, u.ClientCost, costGoal))
@@ -217,4 +223,28 @@ func Misses(rows []Row) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// MustShare returns the share of the images' bytes that cannot have layers
+// of their own at an image budget of budget layers: in each image, every
+// path but the budget-2 largest (the customisation layer and one group
+// for the rest take the other two), summed over the images.
+func MustShare(c *Corpus, budget int) float64 {
+	g := c.Graph()
+	var must, total int64
+	for _, im := range c.Images {
+		var sizes []int64
+		for _, p := range g.Closure(im.Roots...) {
+			sizes = append(sizes, g.Paths[p].NarSize)
+			total += g.Paths[p].NarSize
+		}
+		if len(sizes) <= budget-1 {
+			continue
+		}
+		sort.Slice(sizes, func(i, j int) bool { return sizes[i] > sizes[j] })
+		for _, n := range sizes[budget-2:] {
+			must += n
+		}
+	}
+	return ratio(must, total)
 }

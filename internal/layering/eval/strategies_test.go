@@ -127,3 +127,41 @@ func TestTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryCorpus: on every tuning and held-out corpus, strata keeps an
+// efficiency of 0.95 at budget 100, within 0.01 of the best baseline, and
+// beats every baseline at budget 20.
+func TestEveryCorpus(t *testing.T) {
+	for _, spec := range append(TuningSet(), HeldOutSet()...) {
+		c, err := spec.Load("../../..")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := c.Stats()
+		for _, budget := range []int{100, 20} {
+			eff := make(map[string]float64)
+			for _, name := range layering.Names() {
+				s, _ := layering.NewFor(name, st)
+				r := Evaluate(c, s, budget)
+				if len(r.Problems) > 0 {
+					t.Fatalf("%s %s: %v", spec, name, r.Problems)
+				}
+				eff[name] = r.Summary.Efficiency
+			}
+			for name, e := range eff {
+				if name == "strata" {
+					continue
+				}
+				if budget == 100 && eff["strata"] < e-0.01 {
+					t.Errorf("%s budget 100: strata %.3f, %s %.3f", spec, eff["strata"], name, e)
+				}
+				if budget == 20 && eff["strata"] <= e {
+					t.Errorf("%s budget 20: strata %.3f does not beat %s %.3f", spec, eff["strata"], name, e)
+				}
+			}
+			if budget == 100 && eff["strata"] < 0.95 {
+				t.Errorf("%s budget 100: strata efficiency %.3f < 0.95", spec, eff["strata"])
+			}
+		}
+	}
+}
