@@ -29,5 +29,5 @@ section "build: warm rebuild after a one-package change vs a cold build (strata 
 STRATA_BENCH_ROUNDS=${STRATA_BENCH_ROUNDS:-3} \
   go test -count=1 -run TestBuildRebuildSpeed -v ./test/e2e/ | grep -vE '^\s*\{' | tee "$out/build.txt"
 
-section "registry: manifest GETs/s and blob throughput, strata vs docker-registry 2.8.2 vs nginx (wrk, 2 threads, 16 connections)"
+section "registry: manifests by digest and by tag (pushed and on-demand) and a 1 MiB blob, strata vs nginx serving the same bytes (and docker-registry 2.8.2), wrk -t2 -c16; peak RSS"
 go test -count=1 -run TestRegistryBench -v ./test/e2e/ | grep -E 'bench:|^(--- |ok|FAIL)' | tee "$out/registry.txt"
