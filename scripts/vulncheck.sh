@@ -4,6 +4,9 @@
 # Exits non-zero when a vulnerability is reachable from strata's code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Go release strata builds with (go.mod's toolchain line), whose
+# standard library is the one checked.
+export GOTOOLCHAIN=$(sed -n 's/^toolchain //p' go.mod)
 mod=tools/vulndb/go.mod
 src=$(go list -modfile=$mod -m -f '{{.Dir}}' golang.org/x/vulndb)
 [ -n "$src" ] || { GOFLAGS= go mod download -modfile=$mod golang.org/x/vulndb; src=$(go list -modfile=$mod -m -f '{{.Dir}}' golang.org/x/vulndb); }
