@@ -22,11 +22,13 @@ func init() {
 
 func indexCreateCommand(env *Env) *cobra.Command {
 	var (
-		f         remoteFlags
-		from      []string
-		annots    []string
-		required  []string
-		referrers bool
+		f          remoteFlags
+		from       []string
+		annots     []string
+		required   []string
+		referrers  bool
+		dryRun     bool
+		digestFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "create DST --from REF...",
@@ -54,7 +56,7 @@ and what it found.`,
     --annotation org.opencontainers.image.version=1.0.0`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := publish.IndexOptions{From: from, Jobs: f.jobs, Insecure: f.insecure, NoReferrers: !referrers}
+			opts := publish.IndexOptions{From: from, Jobs: f.jobs, Insecure: f.insecure, NoReferrers: !referrers, DryRun: dryRun}
 			for _, a := range annots {
 				k, v, ok := strings.Cut(a, "=")
 				if !ok || k == "" {
@@ -87,8 +89,14 @@ and what it found.`,
 			if err != nil {
 				return err
 			}
+			if err := writeDigestFile(digestFile, r.Digest); err != nil {
+				return err
+			}
 			if f.json {
 				return f.print(env, "", r)
+			}
+			if dryRun {
+				fmt.Fprintf(env.Stderr, "dry run: would push the index %s to %s (nothing was pushed)\n", r.Digest, args[0])
 			}
 			_, err = fmt.Fprintln(env.Stdout, r.Digest)
 			return err
@@ -96,6 +104,8 @@ and what it found.`,
 	}
 	f.add(cmd, true)
 	cmd.Flags().StringArrayVar(&from, "from", nil, "a per-platform image: [OS/ARCH=]REF, REF by tag, digest or TAG@DIGEST (repeat)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "read and check every image and compute the index, push nothing")
+	cmd.Flags().StringVar(&digestFile, "digest-file", "", "write the index digest to this file (for the publish step of a release)")
 	cmd.Flags().BoolVar(&referrers, "referrers", true, "copy the referrers (SBOMs) of images from another repository along; --referrers=false leaves them behind")
 	cmd.Flags().StringArrayVar(&annots, "annotation", nil, "KEY=VALUE annotation on the index (repeat)")
 	cmd.Flags().StringSliceVar(&required, "require", nil, "platforms that must be present, e.g. linux/amd64,linux/arm64")

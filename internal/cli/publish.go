@@ -36,7 +36,54 @@ type publishOptions struct {
 	localBuild
 }
 
-func init() { register(newPublishCmd) }
+func init() {
+	register(newPublishCmd)
+	register(newPreflightCmd)
+}
+
+// newPreflightCmd is strata preflight: publish's registry check on its own,
+// for release steps run as separate commands.
+func newPreflightCmd(env *Env) *cobra.Command {
+	var f remoteFlags
+	cmd := &cobra.Command{
+		Use:   "preflight REGISTRY/REPOSITORY",
+		Short: "Check a registry is up and takes the credentials found, before a release step mutates it",
+		Long: `preflight makes the check strata publish makes before any mutation, with GET
+requests only: GET /v2/, then, when the registry asks for credentials, the
+credential found tried for push access to the repository. It stops with
+BLOCKER(registry-down) (unreachable, or 5xx), BLOCKER(empty-token) (the
+registry asks for credentials and none is found) or BLOCKER(auth-refused),
+exit code 2; otherwise it prints one line and exits 0.
+
+` + credentialsHelp,
+		Example: `  REGISTRY_TOKEN=... strata preflight --username ci registry.example/app`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := f.logger(cmd, env)
+			kc, err := f.keychain(cmd, env, log, args[0])
+			if err != nil {
+				return err
+			}
+			pf, err := publish.Preflight(cmd.Context(), args[0], publish.PreflightOptions{Keychain: kc, Insecure: f.insecure, Log: log})
+			var be *publish.BlockerError
+			if errors.As(err, &be) {
+				return &ExitError{Code: blockerExitCode, Err: err}
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case pf.HasCredential:
+				_, err = fmt.Fprintf(env.Stdout, "registry %s: up, credentials accepted\n", hostOf(args[0]))
+			default:
+				_, err = fmt.Fprintf(env.Stdout, "registry %s: up, answers anonymously (no credential found)\n", hostOf(args[0]))
+			}
+			return err
+		},
+	}
+	f.addCreds(cmd, false)
+	return cmd
+}
 
 func newPublishCmd(env *Env) *cobra.Command {
 	o := &publishOptions{}

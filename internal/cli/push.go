@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -112,6 +113,17 @@ func (f *remoteFlags) print(env *Env, verb string, r publish.Result) error {
 	return err
 }
 
+// writeDigestFile writes digest and a newline to path, when path is set.
+func writeDigestFile(path, digest string) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(digest+"\n"), 0o644); err != nil {
+		return fmt.Errorf("--digest-file: %w", err)
+	}
+	return nil
+}
+
 func refWithoutDigest(s string) string {
 	if d, err := name.NewDigest(s); err == nil {
 		return d.Context().String()
@@ -123,8 +135,8 @@ func refWithoutDigest(s string) string {
 func copyCommand(env *Env, use, short, long, verb string) *cobra.Command {
 	var f remoteFlags
 	var chunk int64
-	var platform string
-	var referrers bool
+	var platform, digestFile string
+	var referrers, dryRun bool
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -150,14 +162,24 @@ func copyCommand(env *Env, use, short, long, verb string) *cobra.Command {
 				}
 				opts.Platform = &p
 			}
+			opts.DryRun = dryRun
 			r, err := publish.Copy(cmd.Context(), args[0], args[1], opts)
 			if err != nil {
+				return err
+			}
+			if err := writeDigestFile(digestFile, r.Digest); err != nil {
+				return err
+			}
+			if dryRun && !f.json {
+				_, err := fmt.Fprintf(env.Stdout, "dry run: would push %s@%s with %d referrers (nothing was pushed)\n", refWithoutDigest(r.Ref), r.Digest, len(r.Referrers))
 				return err
 			}
 			return f.print(env, verb, r)
 		},
 	}
 	f.add(cmd, true)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "read and check the source, print what would be pushed, push nothing")
+	cmd.Flags().StringVar(&digestFile, "digest-file", "", "write the digest of what was pushed to this file (for the index step of a release)")
 	cmd.Flags().StringVar(&platform, "platform", "", "copy the image of this platform (os/arch[/variant]) from a source holding several: a layout, an archive or an index (default: the source must hold one image or index)")
 	cmd.Flags().BoolVar(&referrers, "referrers", true, "bring the source's referrers (SBOMs, signatures) along; --referrers=false leaves them behind")
 	cmd.Flags().Int64Var(&chunk, "chunk-size", 0, "upload blobs larger than this many bytes in chunks (0: one request per blob, chunks only if the registry refuses it)")

@@ -42,6 +42,9 @@ type CopyOptions struct {
 	// NoReferrers leaves the source's referrers behind. Default false:
 	// SBOMs and signatures are copied with what they refer to.
 	NoReferrers bool
+	// DryRun reads and checks the source and the destination's name and
+	// returns what would be written, writing nothing. Default false.
+	DryRun bool
 	// ArchiveName is the repository name of the image in a docker-archive
 	// destination that names only a tag (docker-archive:FILE[:TAG]).
 	// Default "image".
@@ -154,6 +157,26 @@ func Copy(ctx context.Context, src, dst string, opts CopyOptions) (Result, error
 	a, err := c.open(ctx, loc, SourceOptions{Platform: opts.Platform, NoReferrers: opts.NoReferrers})
 	if err != nil {
 		return Result{}, err
+	}
+	if tag := pinnedTag(src); loc.Kind == KindRegistry && tag != "" {
+		// REPO:TAG@DIGEST: the digest is copied, and the tag must still
+		// name it.
+		d, _, _, err := a.describe()
+		if err != nil {
+			return Result{}, fmt.Errorf("read the source: %w", err)
+		}
+		if opts.Platform == nil {
+			if err := c.checkPinned(ctx, "source "+src, loc.Reference, tag, d); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	if opts.DryRun {
+		d, mt, raw, err := a.describe()
+		if err != nil {
+			return Result{}, fmt.Errorf("read the source: %w", err)
+		}
+		return Result{Ref: t.String(), Digest: d.String(), MediaType: string(mt), Size: int64(len(raw)), Referrers: a.referrerDigests()}, nil
 	}
 	return t.Write(ctx, a)
 }

@@ -40,6 +40,9 @@ type IndexOptions struct {
 	Keychain authn.Keychain
 	// Retry bounds retries of each request. Default: see RetryOptions.
 	Retry RetryOptions
+	// DryRun reads and checks every image and computes the index, but
+	// pushes nothing. Default false.
+	DryRun bool
 	// NoReferrers leaves the referrers (SBOMs) of images copied from
 	// another repository behind. Default false: they come along.
 	NoReferrers bool
@@ -117,13 +120,38 @@ func (c *client) parseFrom(s string) (indexFrom, error) {
 		return f, fmt.Errorf("--from %q: %w (want [OS/ARCH=]REGISTRY/REPOSITORY[:TAG][@DIGEST])", s, err)
 	}
 	f.ref = ref
-	if _, ok := ref.(name.Digest); ok {
-		before, _, _ := strings.Cut(strings.TrimPrefix(r, "docker://"), "@")
-		if i := strings.LastIndexByte(before, ':'); i > strings.LastIndexByte(before, '/') {
-			f.tag = before[i+1:]
-		}
-	}
+	f.tag = pinnedTag(r)
 	return f, nil
+}
+
+// pinnedTag is the TAG of "REPO:TAG@DIGEST", else "".
+func pinnedTag(s string) string {
+	before, _, ok := strings.Cut(strings.TrimPrefix(s, "docker://"), "@")
+	if !ok {
+		return ""
+	}
+	if i := strings.LastIndexByte(before, ':'); i > strings.LastIndexByte(before, '/') {
+		return before[i+1:]
+	}
+	return ""
+}
+
+// checkPinned fails unless ref's repository has tag naming digest.
+func (c *client) checkPinned(ctx context.Context, what string, ref name.Reference, tag string, digest v1.Hash) error {
+	tagRef := ref.Context().Tag(tag)
+	now, err := remote.Head(tagRef, c.opts(ctx)...)
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%s: the tag %s is gone (it was pushed as %s): it was deleted or never pushed; nothing was pushed", what, tagRef, digest)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: the tag %s: %w (it was pushed as %s; nothing was pushed)", what, tagRef, explain(err), digest)
+	}
+	if now.Digest != digest {
+		return fmt.Errorf("%s: the tag %s moved: it names %s now, not the pushed %s (nothing was pushed; run the push step again, or name the digest alone)",
+			what, tagRef, now.Digest, digest)
+	}
+	return nil
 }
 
 // describeIndex names the manifests of an index for an error: their
@@ -162,18 +190,8 @@ func (c *client) openChild(ctx context.Context, f indexFrom, dst name.Repository
 		return indexChild{}, fmt.Errorf("--from %s is %s, not an image manifest", f.raw, desc.MediaType)
 	}
 	if f.tag != "" {
-		tagRef := f.ref.Context().Tag(f.tag)
-		now, err := remote.Head(tagRef, c.opts(ctx)...)
-		var te *transport.Error
-		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-			return indexChild{}, fmt.Errorf("--from %s: the tag %s is gone (it was pushed as %s): it was deleted or never pushed; nothing was pushed", f.raw, tagRef, desc.Digest)
-		}
-		if err != nil {
-			return indexChild{}, fmt.Errorf("--from %s: the tag %s: %w (it was pushed as %s; nothing was pushed)", f.raw, tagRef, explain(err), desc.Digest)
-		}
-		if now.Digest != desc.Digest {
-			return indexChild{}, fmt.Errorf("--from %s: the tag %s moved: it names %s now, not the pushed %s (nothing was pushed; run the push step again, or name the digest alone)",
-				f.raw, tagRef, now.Digest, desc.Digest)
+		if err := c.checkPinned(ctx, "--from "+f.raw, f.ref, f.tag, desc.Digest); err != nil {
+			return indexChild{}, err
 		}
 	}
 	img, err := desc.Image()
@@ -272,6 +290,14 @@ func CreateIndex(ctx context.Context, dst string, opts IndexOptions) (Result, er
 	}
 	if dg, ok := dstRef.(name.Digest); ok && dg.DigestStr() != d.String() {
 		return Result{}, fmt.Errorf("destination digest %s differs from the index's %s: name the destination by tag", dg.DigestStr(), d)
+	}
+
+	if opts.DryRun {
+		raw, err := idx.RawManifest()
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Ref: dstRef.String(), Digest: d.String(), MediaType: string(types.OCIImageIndex), Size: int64(len(raw))}, nil
 	}
 
 	// Each image by digest into the destination repository (ggcr skips what
