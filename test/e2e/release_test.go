@@ -353,6 +353,26 @@ func TestReleaseCIScripts(t *testing.T) {
 		t.Fatalf("push with the token from pass: exit %d\n%s", code, out)
 	}
 
+	// A build step that made the wrong platform: its push step refuses it,
+	// naming what it found, and pushes nothing.
+	wrong := filepath.Join(work, "wrong")
+	if err := os.MkdirAll(wrong, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(work, "out", "amd64"), filepath.Join(wrong, "arm64")); err != nil {
+		t.Fatal(err)
+	}
+	rt.logs()
+	n = rt.access.Len()
+	wrongEnv := releaseEnv(t, rt, append(settings, "OUT=wrong", "PUBLISH=1", "VERSION=2.0.2")...)
+	if out, code := shRun(t, c, work, wrongEnv, "examples/python-app/ci/push-arm64"); code == 0 || !strings.Contains(out, "no linux/arm64 image") || !strings.Contains(out, "linux/amd64") {
+		t.Errorf("push-arm64 of an amd64 layout: exit %d\n%s", code, out)
+	}
+	rt.logs()
+	if m := pubMutations(rt.access, n); len(m) > 0 {
+		t.Errorf("the wrong platform was pushed: %v", m)
+	}
+
 	// The blockers: exit 2, named, nothing pushed.
 	rt.logs()
 	n = rt.access.Len()
