@@ -55,6 +55,7 @@ debian-pkgs: deps-run
 # Every test: lint, unit and race, end to end with real clients.
 test: deps lint
 	$(GO) test -race -timeout 25m -count=1 ./...
+	cd test/nixsnapshotter && $(GO) vet ./... && $(GO) test -race -timeout 15m -count=1 ./...
 
 lint: check-pins
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi

@@ -16,6 +16,7 @@ import (
 	"strata/internal/layer"
 	"strata/internal/layering"
 	"strata/internal/nix"
+	"strata/internal/nixcache"
 	"strata/internal/spec"
 )
 
@@ -75,6 +76,9 @@ type Request struct {
 	// MaxLayers is the layer budget, explicit groups and the customisation
 	// layer included; default Options.MaxLayers.
 	MaxLayers int `json:"maxLayers,omitempty"`
+	// Format is the image's shape: "" (layers of store paths) or
+	// FormatNixSnapshotter (see snapshotter.go); default "".
+	Format string `json:"format,omitempty"`
 }
 
 // LayerGroup is one explicit layer.
@@ -116,6 +120,9 @@ func (b *Builder) progress(e Event) {
 // specRequest maps an on-demand name onto a Request.
 func (b *Builder) specRequest(s spec.Spec) Request {
 	req := Request{Name: s.Name(), Ref: s.Ref, Shell: s.Shell, Packages: s.Packages}
+	if s.NixSnapshotter {
+		req.Format = FormatNixSnapshotter
+	}
 	if s.Platform != "" {
 		req.Platforms = []string{s.Platform}
 	}
@@ -428,7 +435,16 @@ func (b *Builder) buildPlatform(ctx context.Context, req Request, p Platform, r 
 		groups = append(groups, layering.Group{Paths: paths})
 		comments = append(comments, fmt.Sprintf("layer group %s: %d store paths", name, len(paths)))
 	}
-	if rest := remainder(graph, assigned); rest != nil {
+	var closureInfo *nixcache.ClosureInfo
+	if req.Format == FormatNixSnapshotter {
+		// No store path is in a layer: one layer of mount points, named
+		// by the closure-info path, follows the customisation layer.
+		ci, err := b.snapshotterClosure(req, graph)
+		if err != nil {
+			return nil, err
+		}
+		closureInfo = ci
+	} else if rest := remainder(graph, assigned); rest != nil {
 		left := budget - len(groups) - 1
 		if left < 1 {
 			return nil, fmt.Errorf("builder: no layer left for the %d store paths outside the layer groups (budget %d); raise maxLayers", len(rest.Paths), budget)
@@ -460,6 +476,14 @@ func (b *Builder) buildPlatform(ctx context.Context, req Request, p Platform, r 
 	}
 	if b.opts.Recorder != nil {
 		g.Go(func() error { return b.opts.Recorder.Record(gctx, graph) })
+	}
+	var nixLayer v1.Layer
+	if closureInfo != nil {
+		g.Go(func() error {
+			var err error
+			nixLayer, err = b.snapshotterLayer(gctx, closureInfo, st)
+			return err
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -499,6 +523,13 @@ func (b *Builder) buildPlatform(ctx context.Context, req Request, p Platform, r 
 	}
 	layers[len(groups)] = cl
 	comments = append(comments, "customisation layer")
+	var layerAnn []map[string]string
+	if nixLayer != nil {
+		layers = append(layers, nixLayer)
+		comments = append(comments, "nix-snapshotter mount points of "+closureInfo.Path)
+		layerAnn = make([]map[string]string, len(layers))
+		layerAnn[len(layers)-1] = map[string]string{AnnotationNixClosure: closureInfo.Path}
+	}
 	cfg := req.Config
 	cfg.Env = mergeEnv(env, req.Config.Env)
 
@@ -506,7 +537,8 @@ func (b *Builder) buildPlatform(ctx context.Context, req Request, p Platform, r 
 		Platform: p.Platform,
 		Config:   cfg,
 		Created:  b.opts.MTime,
-		Comments: comments,
+		Comments:         comments,
+		LayerAnnotations: layerAnn,
 		Annotations: map[string]string{
 			"org.opencontainers.image.title": req.Name,
 		},

@@ -41,6 +41,9 @@ type Options struct {
 	Docker bool
 	// History comments, one per layer (optional).
 	Comments []string
+	// LayerAnnotations go on the layer descriptors of the OCI manifest,
+	// one map per layer (optional; a Docker manifest has none).
+	LayerAnnotations []map[string]string
 }
 
 // New returns an image made of layers (base first) with the given options.
@@ -64,6 +67,9 @@ func New(layers []v1.Layer, opts Options) (v1.Image, error) {
 			Layer:     typedLayer{l, layerMT},
 			MediaType: layerMT,
 			History:   v1.History{Created: v1.Time{Time: created}, CreatedBy: "strata", Comment: comment},
+		}
+		if i < len(opts.LayerAnnotations) && !opts.Docker {
+			adds[i].Annotations = opts.LayerAnnotations[i]
 		}
 	}
 	base := mutate.MediaType(empty.Image, manifestMT)

@@ -69,11 +69,7 @@ func (r *Recorder) Recorded(ctx context.Context, p string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = r.Store.Stat(ctx, narinfoKey(h))
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	return r.recorded(ctx, h)
 }
 
 func (r *Recorder) recordPath(ctx context.Context, n *closure.Path) error {
@@ -81,19 +77,59 @@ func (r *Recorder) recordPath(ctx context.Context, n *closure.Path) error {
 	if err != nil {
 		return err
 	}
+	if done, err := r.recorded(ctx, h); done || err != nil {
+		return err
+	}
+	root := r.Root
+	if root == "" {
+		root = "/"
+	}
+	self := &finder{needle: []byte(h)}
+	return r.record(ctx, entry{
+		path: n.Path, references: n.References,
+		dump: func(w io.Writer) error {
+			return nar.DumpPath(io.MultiWriter(w, self), filepath.Join(root, n.Path))
+		},
+		check: func(got *nixhash.HashWithEncoding, size int64) error { return checkRegistered(n, got, size) },
+		// Nix lists a path that refers to itself among its references;
+		// the closure graph leaves self out, the NAR tells.
+		self: func() bool { return self.found },
+	})
+}
+
+// recorded reports whether the store path hash h has a narinfo.
+func (r *Recorder) recorded(ctx context.Context, h string) (bool, error) {
 	if _, err := r.Store.Stat(ctx, narinfoKey(h)); err == nil {
-		return nil
+		return true, nil
 	} else if !errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("nixcache: %w", err)
+		return false, fmt.Errorf("nixcache: %w", err)
+	}
+	return false, nil
+}
+
+// entry is one store path to record.
+type entry struct {
+	path       string
+	references []string // absolute store paths, self excluded
+	dump       func(io.Writer) error
+	check      func(*nixhash.HashWithEncoding, int64) error // default none
+	self       func() bool                                 // default false
+	ca         string                                      // narinfo CA field; default none
+}
+
+// record stores e's NAR, then its signed narinfo.
+func (r *Recorder) record(ctx context.Context, e entry) error {
+	h, err := StorePathHash(e.path)
+	if err != nil {
+		return err
 	}
 	var refs []string
-	for _, ref := range n.References {
+	for _, ref := range e.references {
 		if _, err := StorePathHash(ref); err != nil {
 			return err
 		}
 		refs = append(refs, path.Base(ref))
 	}
-
 	w, err := r.Store.Create(ctx)
 	if err != nil {
 		return fmt.Errorf("nixcache: %w", err)
@@ -117,24 +153,21 @@ func (r *Recorder) recordPath(ctx context.Context, n *closure.Path) error {
 	}
 	narSum := sha256.New()
 	narCount := &counter{}
-	self := &finder{needle: []byte(h)}
-	root := r.Root
-	if root == "" {
-		root = "/"
-	}
-	if err := nar.DumpPath(&ctxWriter{ctx: ctx, w: io.MultiWriter(enc, narSum, narCount, self)}, filepath.Join(root, n.Path)); err != nil {
+	if err := e.dump(&ctxWriter{ctx: ctx, w: io.MultiWriter(enc, narSum, narCount)}); err != nil {
 		_ = enc.Close()
-		return fmt.Errorf("nixcache: writing the NAR of %s: %w", n.Path, err)
+		return fmt.Errorf("nixcache: writing the NAR of %s: %w", e.path, err)
 	}
 	if err := enc.Close(); err != nil {
-		return fmt.Errorf("nixcache: compressing the NAR of %s: %w", n.Path, err)
+		return fmt.Errorf("nixcache: compressing the NAR of %s: %w", e.path, err)
 	}
 	narHash, err := nixhash.NewHashWithEncoding(nixhash.SHA256, narSum.Sum(nil), nixhash.NixBase32, true)
 	if err != nil {
 		return err
 	}
-	if err := checkRegistered(n, narHash, narCount.n); err != nil {
-		return err
+	if e.check != nil {
+		if err := e.check(narHash, narCount.n); err != nil {
+			return err
+		}
 	}
 	fileDigest := fileSum.Sum(nil)
 	fileHash, err := nixhash.NewHashWithEncoding(nixhash.SHA256, fileDigest, nixhash.NixBase32, true)
@@ -143,18 +176,16 @@ func (r *Recorder) recordPath(ctx context.Context, n *closure.Path) error {
 	}
 	fileName := nixbase32.EncodeToString(fileDigest)
 	if err := w.Commit(ctx, narKey(fileName)); err != nil {
-		return fmt.Errorf("nixcache: storing the NAR of %s: %w", n.Path, err)
+		return fmt.Errorf("nixcache: storing the NAR of %s: %w", e.path, err)
 	}
 	committed = true
 
-	// Nix lists a path that refers to itself among its references; the
-	// closure graph leaves self out, the NAR tells.
-	if self.found {
-		refs = append(refs, path.Base(n.Path))
+	if e.self != nil && e.self() {
+		refs = append(refs, path.Base(e.path))
 	}
 	sort.Strings(refs)
 	ni := &narinfo.NarInfo{
-		StorePath:   n.Path,
+		StorePath:   e.path,
 		URL:         "nar/" + fileName + ".nar.zst",
 		Compression: "zstd",
 		FileHash:    fileHash,
@@ -162,16 +193,17 @@ func (r *Recorder) recordPath(ctx context.Context, n *closure.Path) error {
 		NarHash:     narHash,
 		NarSize:     uint64(narCount.n),
 		References:  refs,
+		CA:          e.ca,
 	}
 	if r.Key != nil {
 		sig, err := r.Key.secret.Sign(nil, ni.Fingerprint())
 		if err != nil {
-			return fmt.Errorf("nixcache: signing %s: %w", n.Path, err)
+			return fmt.Errorf("nixcache: signing %s: %w", e.path, err)
 		}
 		ni.Signatures = []signature.Signature{sig}
 	}
 	if err := ni.Check(); err != nil {
-		return fmt.Errorf("nixcache: narinfo of %s: %w", n.Path, err)
+		return fmt.Errorf("nixcache: narinfo of %s: %w", e.path, err)
 	}
 	return put(ctx, r.Store, narinfoKey(h), []byte(ni.String()))
 }

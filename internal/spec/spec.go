@@ -9,6 +9,9 @@
 //	amd64       build for linux/amd64 only
 //	arm64       build for linux/arm64 only
 //	buildpacks  a Cloud Native Buildpacks run image
+//	nix-snapshotter  an image for nix-snapshotter: its store paths are
+//	            mounted from the node's Nix store, substituted from
+//	            strata's Nix binary cache, instead of unpacked from layers
 //
 // The order of components and duplicates do not change the result: the
 // package list is sorted and de-duplicated, so "hello/shell" and
@@ -27,6 +30,8 @@ const (
 	MetaAmd64      = "amd64"
 	MetaArm64      = "arm64"
 	MetaBuildpacks = "buildpacks"
+	// MetaNixSnapshotter asks for an image in nix-snapshotter's format.
+	MetaNixSnapshotter = "nix-snapshotter"
 )
 
 // MaxNameLength is the longest repository name accepted, in bytes. The
@@ -42,6 +47,9 @@ type Spec struct {
 	Shell bool
 	// Buildpacks is true when the name holds the buildpacks meta-package.
 	Buildpacks bool
+	// NixSnapshotter is true when the name holds the nix-snapshotter
+	// meta-package.
+	NixSnapshotter bool
 	// Platform is "linux/amd64" or "linux/arm64" when the name forces one
 	// platform, else "" (every configured platform).
 	Platform string
@@ -94,6 +102,9 @@ func Parse(name, tag string) (Spec, error) {
 		case MetaBuildpacks:
 			s.Buildpacks = true
 			continue
+		case MetaNixSnapshotter:
+			s.NixSnapshotter = true
+			continue
 		case MetaAmd64, MetaArm64:
 			p := "linux/" + c
 			if s.Platform != "" && s.Platform != p {
@@ -123,6 +134,9 @@ func (s Spec) Name() string {
 	}
 	if s.Buildpacks {
 		parts = append(parts, MetaBuildpacks)
+	}
+	if s.NixSnapshotter {
+		parts = append(parts, MetaNixSnapshotter)
 	}
 	if s.Shell {
 		parts = append(parts, MetaShell)
