@@ -534,9 +534,9 @@ func (b *Builder) buildPlatform(ctx context.Context, req Request, p Platform, r 
 	cfg.Env = mergeEnv(env, req.Config.Env)
 
 	opts := image.Options{
-		Platform: p.Platform,
-		Config:   cfg,
-		Created:  b.opts.MTime,
+		Platform:         p.Platform,
+		Config:           cfg,
+		Created:          b.opts.MTime,
 		Comments:         comments,
 		LayerAnnotations: layerAnn,
 		Annotations: map[string]string{

@@ -23,6 +23,7 @@ import (
 	"strata/internal/layer"
 	"strata/internal/layering"
 	"strata/internal/nix"
+	"strata/internal/nixcache"
 	"strata/internal/publish"
 	"strata/internal/storage"
 )
@@ -46,8 +47,10 @@ type buildOptions struct {
 	jsonOut     bool     // default false
 	strategy    string
 	nixDB       bool
-	verbose     bool // --log-level given: show the builder's logs
-	sbom        bool // attach the SBOM to oci: and registry outputs; default true
+	verbose     bool   // --log-level given: show the builder's logs
+	sbom        bool   // attach the SBOM to oci: and registry outputs; default true
+	format      string // "layers" or "nix-snapshotter"; default layers
+	cacheKey    string // --cache-key-file: record the closure for the Nix binary cache; default none
 	remote      remoteFlags
 	localBuild
 }
@@ -101,6 +104,8 @@ evaluates to one (-f image.nix, optionally --nix-attr ATTR; or --flake REF
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image, repeatable: oci:DIR[:TAG], docker-archive:FILE[:REF] or REGISTRY/REPO:TAG (default none: build into the cache only)")
 	f.BoolVar(&o.jsonOut, "json", false, "print a machine-readable result on stdout (default false)")
 	f.StringVar(&o.strategy, "strategy", "", "layering strategy: "+strings.Join(layering.Names(), ", ")+" (default strata)")
+	f.StringVar(&o.format, "format", "layers", "image format: layers (store paths packed into layers) or nix-snapshotter (store paths mounted by nix-snapshotter from the node's Nix store; needs --cache-key-file)")
+	f.StringVar(&o.cacheKey, "cache-key-file", "", "record the image's store paths in --cache-dir as a Nix binary cache, signed with this secret key (Nix's NAME:BASE64), for strata serve --storage-path CACHE-DIR --cache-key-file to serve (default none)")
 	f.BoolVar(&o.sbom, "sbom", true, "attach each image's SPDX SBOM as a referrer (subject = the image) to oci: and registry outputs")
 	o.remote.addCreds(cmd, true)
 	return cmd
@@ -240,6 +245,13 @@ func runBuild(ctx context.Context, cmd *cobra.Command, env *Env, o *buildOptions
 	req := desc.Request()
 	req.Ref = o.ref
 	req.Platforms = nil // the builder is configured with exactly these
+	switch o.format {
+	case "layers", "":
+	case builder.FormatNixSnapshotter:
+		req.Format = builder.FormatNixSnapshotter
+	default:
+		return fmt.Errorf("--format %q: use layers or %s", o.format, builder.FormatNixSnapshotter)
+	}
 
 	if o.cacheDir == "" {
 		return errors.New("no cache directory: set --cache-dir")
@@ -257,10 +269,20 @@ func runBuild(ctx context.Context, cmd *cobra.Command, env *Env, o *buildOptions
 		comp = layer.Compression(desc.Compression)
 	}
 	maxLayers := desc.MaxLayers
+	var recorder builder.Recorder
+	if o.cacheKey != "" {
+		key, err := nixcache.LoadKey(o.cacheKey)
+		if err != nil {
+			return fmt.Errorf("--cache-key-file: %w", err)
+		}
+		recorder = &nixcache.Recorder{Store: store, Key: key}
+	} else if req.Format == builder.FormatNixSnapshotter {
+		return errors.New("--format nix-snapshotter: its nodes substitute the store paths from a Nix binary cache; give --cache-key-file, then serve --cache-dir with strata serve --storage-path DIR --cache-key-file FILE")
+	}
 	b, err := builder.New(builder.Options{
 		Nix: drv, Store: store, Strategy: strat, MaxLayers: maxLayers, Platforms: platforms,
 		MTime: time.Unix(o.epoch, 0), Compression: comp, Log: quietLog(env, o.verbose), Progress: prog.event,
-		Version: Version,
+		Version: Version, Recorder: recorder,
 	})
 	if err != nil {
 		return err

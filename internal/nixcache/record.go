@@ -113,8 +113,8 @@ type entry struct {
 	references []string // absolute store paths, self excluded
 	dump       func(io.Writer) error
 	check      func(*nixhash.HashWithEncoding, int64) error // default none
-	self       func() bool                                 // default false
-	ca         string                                      // narinfo CA field; default none
+	self       func() bool                                  // default false
+	ca         string                                       // narinfo CA field; default none
 }
 
 // record stores e's NAR, then its signed narinfo.

@@ -22,6 +22,7 @@ func TestParse(t *testing.T) {
 		{"python3packages.numpy", "", Spec{Packages: []string{"python3packages.numpy"}, Ref: "latest"}},
 		{"buildpacks/hello", "", Spec{Packages: []string{"hello"}, Buildpacks: true, Ref: "latest"}},
 		{"a__b/c-d/e--f", "", Spec{Packages: []string{"a__b", "c-d", "e--f"}, Ref: "latest"}},
+		{"nix-snapshotter/shell/hello", "", Spec{Packages: []string{"hello"}, Shell: true, NixSnapshotter: true, Ref: "latest"}},
 	}
 	for _, c := range cases {
 		got, err := Parse(c.name, c.tag)
@@ -32,6 +33,22 @@ func TestParse(t *testing.T) {
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("Parse(%q) = %+v, want %+v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestNixSnapshotterName(t *testing.T) {
+	a, err := Parse("hello/nix-snapshotter/shell", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Name() != "nix-snapshotter/shell/hello" {
+		t.Errorf("Name() = %q", a.Name())
+	}
+	if b, _ := Parse("shell/hello", ""); b.Name() == a.Name() {
+		t.Error("a nix-snapshotter image has the name of a layered one")
+	}
+	if _, err := Parse("nix-snapshotter", ""); err == nil {
+		t.Error("nix-snapshotter alone names no package, yet parsed")
 	}
 }
 
