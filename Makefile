@@ -34,17 +34,10 @@ image: build
 	$(BIN) build --pkgs-path $(CURDIR)/testdata/pkgs -f examples/strata-image/image.nix \
 		--output oci:.cache/strata-image --output docker-archive:.cache/strata-image.tar:$(VERSION)
 
-# Start the registry on the bundled offline package set, filesystem storage.
+# Start the registries: the bundled offline package set at once, Debian 12's
+# python3, git and curl beside it once prepared (scripts/run.sh).
 run: deps-run build
-	@mkdir -p $(RUN_STORAGE)
-	@echo
-	@echo "strata is starting on http://$(RUN_ADDR) (Ctrl-C to stop). In another shell:"
-	@echo
-	@echo "    podman pull --tls-verify=false $(RUN_ADDR)/shell/hello"
-	@echo "    podman run --rm --tls-verify=false $(RUN_ADDR)/shell/hello hello"
-	@echo
-	exec $(BIN) serve --listen $(RUN_ADDR) --pkgs-path $(CURDIR)/testdata/pkgs \
-		--storage-path $(RUN_STORAGE) --log-format text
+	@BIN=$(BIN) RUN_ADDR=$(RUN_ADDR) RUN_STORAGE=$(RUN_STORAGE) DEBIAN_PKGS=$(DEBIAN_PKGS) exec bash scripts/run.sh
 
 # The Debian 12 package set (python3, git, curl, ...) for amd64 and arm64,
 # at .cache/debian-pkgs; cached after the first run.

@@ -25,6 +25,7 @@ want() { have "$1" || need_apt+=("$2"); }
 want nix-build nix-bin
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 want lz4cat lz4 # scripts/debian-pkgs.sh reads Debian's Packages lists
+want curl curl   # scripts/run.sh waits for /v2/
 if [ "$level" != run ]; then
 	want skopeo skopeo
 	want umoci umoci
@@ -36,7 +37,6 @@ if [ "$level" != run ]; then
 	want docker-registry docker-registry
 	want htpasswd apache2-utils
 	want sqlite3 sqlite3
-	want curl curl
 	want jq jq
 	want chromium chromium
 fi
