@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -145,4 +149,178 @@ func TestLayersReadmeCommands(t *testing.T) {
 			t.Errorf("summary.updates[%s] = %+v, want a cost ≥ 1", k, u)
 		}
 	}
+}
+
+// blobGetBytes sums the bytes of the successful blob GETs in the access log
+// from record index from on, and returns the number of records.
+func blobGetBytes(s *server, from int) (int64, int, int) {
+	recs := s.logRecords("request")
+	var n int64
+	count := 0
+	for _, rec := range recs[min(from, len(recs)):] {
+		path, _ := rec["path"].(string)
+		status, _ := rec["status"].(float64)
+		if rec["method"] == "GET" && strings.Contains(path, "/blobs/sha256:") && status == 200 {
+			b, _ := rec["bytes"].(float64)
+			n += int64(b)
+			count++
+		}
+	}
+	return n, count, len(recs)
+}
+
+// nixClosure returns the closure of a store path as corpus paths: narSize
+// and references (nix path-info's array form of Nix 2.8 and object form of
+// 2.19 on).
+func nixClosure(t *testing.T, out string) map[string]map[string]any {
+	t.Helper()
+	raw := stdoutOf(t, "nix", "--extra-experimental-features", "nix-command", "path-info", "--json", "-r", out)
+	paths := map[string]map[string]any{}
+	var arr []map[string]any
+	if err := json.Unmarshal([]byte(raw), &arr); err == nil {
+		for _, p := range arr {
+			paths[p["path"].(string)] = map[string]any{"narSize": p["narSize"], "references": p["references"]}
+		}
+	} else {
+		var obj map[string]map[string]any
+		if err := json.Unmarshal([]byte(raw), &obj); err != nil {
+			t.Fatalf("nix path-info: %v\n%s", err, raw)
+		}
+		for k, p := range obj {
+			paths[k] = map[string]any{"narSize": p["narSize"], "references": p["references"]}
+		}
+	}
+	for p, v := range paths {
+		var refs []string
+		if rs, ok := v["references"].([]any); ok {
+			for _, r := range rs {
+				if r.(string) != p {
+					refs = append(refs, r.(string))
+				}
+			}
+		}
+		v["references"] = refs
+	}
+	return paths
+}
+
+// Real pulls confirm the update-cost model: strata serve serves libfoo,
+// then libfoo after a bump of libbar (the library under it, so libfoo
+// changes too while zlib and glibc do not); podman pulls both; the bytes
+// podman fetches from the registry for the update (its access log), over
+// the bytes of the changed paths, match the update cost `strata layers`
+// computes for the same closures within 5 %. The synthetic libraries are
+// incompressible, so compressed blob bytes and NAR bytes agree; the
+// difference is the image config and the customisation layer.
+func TestRealPullMatchesUpdateModel(t *testing.T) {
+	need(t, "nix-build")
+	repo := t.TempDir()
+	gitc := gitIn(t, repo)
+	mustRun(t, time.Minute, "cp", "-rT", filepath.Join(repoRoot, "testdata", "pkgs"), repo)
+	build := func() string {
+		return strings.TrimSpace(stdoutOf(t, "nix-build", "--no-out-link", "--option", "substituters", "", repo, "-A", "libfoo"))
+	}
+	gitc("init", "-q", "-b", "main")
+	gitc("add", ".")
+	gitc("commit", "-q", "-m", "v1")
+	gitc("tag", "v1")
+	before := build()
+	nixFile := filepath.Join(repo, "default.nix")
+	src, err := os.ReadFile(nixFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bumped := strings.Replace(string(src), `pname = "libbar";
+    version = "2.4.1";`, `pname = "libbar";
+    version = "2.4.2";`, 1)
+	if bumped == string(src) {
+		t.Fatal("the package set has no libbar 2.4.1 to bump")
+	}
+	if err := os.WriteFile(nixFile, []byte(bumped), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitc("commit", "-q", "-am", "v2")
+	gitc("tag", "v2")
+	after := build()
+	if before == after {
+		t.Fatal("bumping libbar did not change libfoo")
+	}
+
+	// The model: a corpus of the image and its update.
+	paths := nixClosure(t, before)
+	newPaths := nixClosure(t, after)
+	pkgKey := func(p string) string {
+		name := p[strings.IndexByte(p, '-')+1:]
+		return name[:strings.LastIndexByte(name, '-')]
+	}
+	byKey := map[string]string{}
+	for p := range paths {
+		byKey[pkgKey(p)] = p
+	}
+	updated := map[string]string{}
+	for p, v := range newPaths {
+		if _, ok := paths[p]; ok {
+			continue
+		}
+		old, ok := byKey[pkgKey(p)]
+		if !ok {
+			t.Fatalf("%s has no counterpart before the update", p)
+		}
+		updated[old] = p
+		paths[p] = v
+	}
+	if len(updated) != 2 {
+		t.Fatalf("the update changes %v, want libbar and libfoo", updated)
+	}
+	corpus, _ := json.Marshal(map[string]any{"paths": paths, "images": []map[string]any{{"name": "libfoo", "roots": []string{before}}}, "updated": updated})
+	corpusFile := filepath.Join(t.TempDir(), "corpus.json")
+	if err := os.WriteFile(corpusFile, corpus, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var model struct {
+		Summary struct {
+			Updates map[string]struct {
+				ClientBytes, ClientChangedBytes int64
+				ClientCost                      float64
+			}
+		}
+	}
+	out := mustRun(t, time.Minute, strataBin, "layers", "--summary-only", corpusFile)
+	if err := json.Unmarshal([]byte(out), &model); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	m := model.Summary.Updates["mixed"]
+	if m.ClientChangedBytes == 0 {
+		t.Fatalf("model: %s", out)
+	}
+
+	// Reality: podman pulls v1, then v2.
+	s := startServer(t, serverOpts{source: []string{"--pkgs-repo", repo}})
+	p := newPodman(t)
+	p.must(5*time.Minute, "pull", "--tls-verify=false", s.Addr+"/libfoo:v1")
+	_, _, mark := blobGetBytes(s, 0)
+	p.must(5*time.Minute, "pull", "--tls-verify=false", s.Addr+"/libfoo:v2")
+	fetched, blobs, _ := blobGetBytes(s, mark)
+	real := float64(fetched) / float64(m.ClientChangedBytes)
+	t.Logf("update: podman fetched %d bytes in %d blobs; model: %d bytes of layers for %d changed bytes; cost real %.3f, model %.3f",
+		fetched, blobs, m.ClientBytes, m.ClientChangedBytes, real, m.ClientCost)
+	if d := (real - m.ClientCost) / m.ClientCost; d > 0.05 || d < -0.05 {
+		t.Fatalf("real update cost %.3f and the model's %.3f differ by %.1f %%", real, m.ClientCost, 100*d)
+	}
+}
+
+// stdoutOf runs a command (5 minutes at most) and returns its standard
+// output; it fails the test with the standard error.
+func stdoutOf(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
 }
