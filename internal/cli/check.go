@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"strata/internal/buildspec"
 	"strata/internal/nix"
@@ -428,32 +429,35 @@ func runCheck(ctx context.Context, from *checkSide, to checkSide, images []check
 		}
 	}
 	rep := &CheckReport{Images: []CheckedImage{}}
-	var err error
-	if rep.To, err = sourceInfo(ctx, to); err != nil {
-		return nil, fmt.Errorf("--to: %w", err)
-	}
-	if from != nil {
-		fi, err := sourceInfo(ctx, *from)
-		if err != nil {
-			return nil, fmt.Errorf("--from: %w", err)
-		}
-		rep.From = &fi
-	}
-	// The shell meta-package's packages, in each source.
-	var shellFrom, shellTo []string
+	shell := false
 	for _, im := range images {
-		if !im.shell {
-			continue
-		}
-		if shellTo, err = to.drv.ShellPackages(ctx, to.src.ref); err != nil {
-			return nil, fmt.Errorf("--to: %w", err)
-		}
-		if from != nil {
-			if shellFrom, err = from.drv.ShellPackages(ctx, from.src.ref); err != nil {
-				return nil, fmt.Errorf("--from: %w", err)
+		shell = shell || im.shell
+	}
+	// Each source's revision and the shell meta-package's packages, both
+	// sources at once.
+	var shellFrom, shellTo []string
+	side := func(g *errgroup.Group, s checkSide, flag string, info *CheckSourceInfo, shellPkgs *[]string) {
+		g.Go(func() error {
+			var err error
+			if *info, err = sourceInfo(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", flag, err)
 			}
-		}
-		break
+			if shell {
+				if *shellPkgs, err = s.drv.ShellPackages(ctx, s.src.ref); err != nil {
+					return fmt.Errorf("%s: %w", flag, err)
+				}
+			}
+			return nil
+		})
+	}
+	var g errgroup.Group
+	side(&g, to, "--to", &rep.To, &shellTo)
+	if from != nil {
+		rep.From = &CheckSourceInfo{}
+		side(&g, *from, "--from", rep.From, &shellFrom)
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	// Every package, once per platform.
 	type key struct{ platform, name string }
@@ -478,17 +482,29 @@ func runCheck(ctx context.Context, from *checkSide, to checkSide, images []check
 	for _, plat := range plats {
 		names := uniqueSorted(byPlat[plat])
 		t := targets[plat]
-		say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, to.src.label))
-		tos, _, err := to.drv.Inspect(ctx, to.src.ref, t, names)
-		if err != nil {
-			return nil, fmt.Errorf("--to %s: %w", to.src.label, err)
-		}
-		var froms []nix.PackageState
-		if from != nil {
-			say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, from.src.label))
-			if froms, _, err = from.drv.Inspect(ctx, from.src.ref, t, names); err != nil {
-				return nil, fmt.Errorf("--from %s: %w", from.src.label, err)
+		// Both sources at once: they are independent Nix processes.
+		var tos, froms []nix.PackageState
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, to.src.label))
+			var err error
+			if tos, _, err = to.drv.Inspect(gctx, to.src.ref, t, names); err != nil {
+				return fmt.Errorf("--to %s: %w", to.src.label, err)
 			}
+			return nil
+		})
+		if from != nil {
+			g.Go(func() error {
+				say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, from.src.label))
+				var err error
+				if froms, _, err = from.drv.Inspect(gctx, from.src.ref, t, names); err != nil {
+					return fmt.Errorf("--from %s: %w", from.src.label, err)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
 		}
 		// The replacements of renamed packages, in the new source.
 		var repl []string

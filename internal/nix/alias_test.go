@@ -182,6 +182,11 @@ func TestUnknownPackagesMessages(t *testing.T) {
 			t.Errorf("%s: cause %s, want %s", p.Name, p.Cause(), causes[i])
 		}
 	}
+	// A replacement a registry name cannot hold gets no pull command.
+	plus := &UnknownPackagesError{Packages: []UnknownPackage{{Name: "gtk2", Replacement: "gtk+"}}}
+	if got := plus.MessageFor("h", "shell/gtk2", ""); got != plus.Error() || !strings.Contains(got, "gtk2 was renamed to gtk+") {
+		t.Errorf("MessageFor = %q", got)
+	}
 	// The replacement already in the name is kept once.
 	dup := &UnknownPackagesError{Packages: []UnknownPackage{{Name: "mysql", Replacement: "mariadb"}}}
 	if got, want := dup.MessageFor("h", "mariadb/mysql", ""), "mysql was renamed to mariadb: pull h/mariadb"; got != want {

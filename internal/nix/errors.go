@@ -2,6 +2,7 @@ package nix
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -154,6 +155,10 @@ func (e *UnknownPackagesError) message(advice string) string {
 	return redact(strings.Join(parts, "; "))
 }
 
+// registryComponentRE is the distribution spec's grammar of a path
+// component: a replacement that does not match it cannot be pulled by name.
+var registryComponentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+
 // MessageFor is the error's text for a registry client that asked for
 // host/repo:ref: a rename comes with the pull command of the image with
 // the new names ("mysql was renamed to mariadb: pull HOST/shell/mariadb"),
@@ -174,7 +179,7 @@ func (e *UnknownPackagesError) MessageFor(host, repo, ref string) string {
 				hit = true
 			}
 		}
-		if !hit {
+		if !hit || !registryComponentRE.MatchString(strings.ToLower(p.Replacement)) {
 			return e.Error()
 		}
 		found = true

@@ -67,6 +67,20 @@ func TestPullRenamedPackage(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, `mysql was renamed to mariadb: use "mariadb" instead`) {
 		t.Fatalf("strata build mysql: %v\n%s", err, stderr)
 	}
+	// From a description: with its file and line.
+	desc := filepath.Join(t.TempDir(), "image.yaml")
+	if err := os.WriteFile(desc, []byte("name: db\npackages:\n  - busybox\n  - mysql\n  - oldtool\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err = strataBuild(t, 5*time.Minute, "--cache-dir", t.TempDir(), "-f", desc)
+	for _, want := range []string{
+		desc + `: line 4: mysql was renamed to mariadb: use "mariadb" instead`,
+		desc + `: line 5: 'oldtool' has been removed from nixpkgs, as it was unmaintained`,
+	} {
+		if err == nil || !strings.Contains(stderr, want) {
+			t.Errorf("strata build -f: %v: stderr lacks %q:\n%s", err, want, stderr)
+		}
+	}
 }
 
 // strataCheck runs strata check in the repository root; it returns
