@@ -94,10 +94,6 @@ var Goals = struct {
 // Compare evaluates every strategy of layering.Names on every corpus of
 // specs at each budget, with every update kind.
 func Compare(root string, specs []CorpusSpec, budgets []int) ([]Row, error) {
-	type job struct {
-		i    int
-		spec CorpusSpec
-	}
 	results := make([][]Row, len(specs))
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup

@@ -138,7 +138,7 @@ func (x *ImageExplanation) Write(w io.Writer) {
 	fmt.Fprintf(w, "image %s: %d paths, %s; strategy %s, budget %d: %d store-path layers + the customisation layer\n",
 		x.Image, x.Paths, mb(x.Bytes), x.Strategy, x.Budget, len(x.Layers))
 	for i, l := range x.Layers {
-		what := l.Kind
+		var what string
 		switch l.Kind {
 		case layering.KindOwn:
 			what = "own layer: " + layering.StoreName(l.Root)
