@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +18,9 @@ import (
 // goldenFile holds the digests of shell/hello as strata serves it from the
 // bundled package set, and the inputs they were recorded with.
 var goldenFile = filepath.Join("testdata", "golden", "shell-hello.json")
+
+// readmeDigest finds the digest the README gives for make run's shell/hello.
+var readmeDigest = regexp.MustCompile("`shell/hello` that `make run` serves is\\s+```\\s+(sha256:[0-9a-f]{64})")
 
 type goldenImage struct {
 	Manifest string   `json:"manifest"`
@@ -81,6 +85,13 @@ func TestGoldenDigests(t *testing.T) {
 		t.Errorf("make run's shell/hello is %s (%s), the multi-arch amd64 image is %s", d, one.MediaType, got.Platforms["linux/amd64"].Manifest)
 	}
 
+	// The README's check, as a user runs it against make run.
+	var inspect struct{ Digest string }
+	out := mustRun(t, 2*time.Minute, need(t, "skopeo"), "inspect", "--tls-verify=false", "docker://"+plain.Addr+"/shell/hello")
+	if err := json.Unmarshal([]byte(out), &inspect); err != nil || inspect.Digest != d {
+		t.Errorf("skopeo inspect: Digest %q (%v), served %s", inspect.Digest, err, d)
+	}
+
 	path := filepath.Join(repoRoot, goldenFile)
 	if os.Getenv("STRATA_GOLDEN_UPDATE") == "1" {
 		b, _ := json.MarshalIndent(got, "", "  ")
@@ -102,6 +113,14 @@ func TestGoldenDigests(t *testing.T) {
 		if inputs[k] != v {
 			t.Fatalf("%s differs on this machine (sha256 %s, the goldens were recorded with %s): every store path of the bundled set, and so every digest, changes with it; a new Debian busybox-static moves the goldens, nothing else may", k, inputs[k], v)
 		}
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := readmeDigest.FindSubmatch(readme)
+	if m == nil || string(m[1]) != want.Platforms["linux/amd64"].Manifest {
+		t.Errorf("README.md gives %q as make run's shell/hello digest, the golden is %s", m, want.Platforms["linux/amd64"].Manifest)
 	}
 	if got.Index != want.Index {
 		t.Errorf("shell/hello index = %s, golden %s", got.Index, want.Index)
