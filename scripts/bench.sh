@@ -31,3 +31,6 @@ STRATA_BENCH_ROUNDS=${STRATA_BENCH_ROUNDS:-3} \
 
 section "registry: manifests by digest and by tag (pushed and on-demand) and a 1 MiB blob, strata vs nginx serving the same bytes (and docker-registry 2.8.2), wrk -t2 -c16; peak RSS"
 go test -count=1 -run TestRegistryBench -v ./test/e2e/ | grep -E 'bench:|^(--- |ok|FAIL)' | tee "$out/registry.txt"
+
+section "nixcache: bytes a node pulls for a second image sharing most of its closure with the first (shell/largeimage/hello after shell/largeimage), layers vs nix-snapshotter + strata's Nix binary cache (Nix 2.8 substituting, counted on the wire), budgets 100 and 8"
+go test -count=1 -timeout 60m -run TestNixCacheBench -v ./test/e2e/ | grep -E 'bench:|^(--- |ok|FAIL)' | tee "$out/nixcache.txt"

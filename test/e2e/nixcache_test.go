@@ -364,3 +364,41 @@ func TestBuildNixSnapshotterFormat(t *testing.T) {
 		t.Fatalf("nix store verify %s without keys: %v\n%s", closureInfo, err, ver)
 	}
 }
+
+// TestNixCacheDocs runs the sh blocks of docs/nix-cache.md in order, in a
+// directory of their own: the key (with Nix's command), then, against
+// strata serve started with that key as the docs' serve command says, the
+// client substitution and strata build --format nix-snapshotter.
+func TestNixCacheDocs(t *testing.T) {
+	need(t, "nix-store")
+	blocks := shBlocks(t, filepath.Join(repoRoot, "docs", "nix-cache.md"))
+	if len(blocks) != 3 || !strings.Contains(blocks[0], "--generate-binary-cache-key") {
+		t.Fatalf("docs/nix-cache.md: want 3 sh blocks, the key first; got %d", len(blocks))
+	}
+	work := t.TempDir()
+	env := append(os.Environ(), "PATH="+filepath.Dir(strataBin)+":"+os.Getenv("PATH"),
+		"XDG_CACHE_HOME="+t.TempDir(), "NIX_CONFIG=", "PKGS="+filepath.Join(repoRoot, "testdata", "pkgs"))
+	c := newPubCapture(t, func() string { return "" })
+	if out, code := shRun(t, c, work, env, blocks[0]); code != 0 {
+		t.Fatalf("key block exited %d:\n%s", code, out)
+	}
+	s := startServer(t, serverOpts{args: []string{"--cache-key-file", filepath.Join(work, "secret.key")}})
+	env = append(env, "HOST="+s.Addr)
+	out, code := shRun(t, c, work, env, blocks[1])
+	if code != 0 {
+		t.Fatalf("client block exited %d:\n%s", code, out)
+	}
+	if !regexp.MustCompile(`(?m)^/nix/store/[0-9a-z]{32}-hello-[^\n]*$`).MatchString(out) {
+		t.Fatalf("the client block did not list hello's store path:\n%s", out)
+	}
+	out, code = shRun(t, c, work, env, blocks[2])
+	if code != 0 {
+		t.Fatalf("build block exited %d:\n%s", code, out)
+	}
+	if files, _ := filepath.Glob(filepath.Join(work, "cache", "nixcache", "narinfo", "*.narinfo")); len(files) < 3 {
+		t.Fatalf("strata build recorded %d narinfos in ./cache, want the closure and its closure-info", len(files))
+	}
+	if _, err := os.Stat(filepath.Join(work, "hello-oci", "index.json")); err != nil {
+		t.Fatal(err)
+	}
+}
