@@ -306,3 +306,57 @@ func TestServeCheckOnStart(t *testing.T) {
 		t.Errorf("summary %v", sum)
 	}
 }
+
+// A flake as the source to bump to.
+func TestCheckFlake(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, time.Minute, "cp", "-r", filepath.Join(repoRoot, "testdata", "pkgs"), filepath.Join(repoRoot, "testdata", "pkgs-next"), dir)
+	flake := `{
+  description = "the next offline package set as a flake";
+  outputs = { self }: {
+    legacyPackages.x86_64-linux = import ./pkgs-next { system = "x86_64-linux"; };
+  };
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitc := gitIn(t, dir)
+	gitc("init", "-q", "-b", "main")
+	gitc("add", ".")
+	gitc("commit", "-q", "-m", "flake")
+	out, stderr, code := strataCheck(t, "--from", "testdata/pkgs", "--to", "git+file://"+dir, "exa/htop/telnet")
+	for _, want := range []string{
+		"to   git+file://" + dir + " (" + gitc("rev-parse", "HEAD")[:12] + ")",
+		"renamed           exa → eza 0.10.1",
+		"removed           telnet: 'telnet' has been removed from nixpkgs, as it was unmaintained",
+		"version           htop 3.2.2 → 3.3.0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1\n%s\n%s", code, out, stderr)
+	}
+}
+
+// A channel tarball (channel:URL; a file:// URL here, as there is no
+// network) as the source to bump to.
+func TestCheckChannelTarball(t *testing.T) {
+	dir := t.TempDir()
+	top := filepath.Join(dir, "nixexprs")
+	if err := os.MkdirAll(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, time.Minute, "cp", "-r", filepath.Join(repoRoot, "testdata", "pkgs"), filepath.Join(repoRoot, "testdata", "pkgs-next"), top)
+	if err := os.WriteFile(filepath.Join(top, "default.nix"), []byte("args: import ./pkgs-next args\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(dir, "nixexprs.tar.gz")
+	mustRun(t, time.Minute, "tar", "-C", dir, "-czf", tarball, "nixexprs")
+	out, stderr, code := strataCheck(t, "--from", "testdata/pkgs", "--to", "channel:file://"+tarball, "exa")
+	if code != 1 || !strings.Contains(out, "renamed           exa → eza 0.10.1") || !strings.Contains(out, "to   channel:file://"+tarball) {
+		t.Errorf("exit %d:\n%s\n%s", code, out, stderr)
+	}
+}
