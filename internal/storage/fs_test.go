@@ -227,7 +227,20 @@ func TestFaultOf(t *testing.T) {
 			t.Errorf("storage.FaultOf(%v) = %+v, %v; want %s %q", c.err, f, ok, c.kind, c.path)
 		}
 	}
-	for _, err := range []error{nil, storage.ErrNotFound, fmt.Errorf("x: %w", syscall.EACCES), &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrNotExist}} {
+	// An object store that is full or over quota is a fault too.
+	for _, c := range []struct {
+		err  *storage.S3Error
+		kind string
+	}{
+		{&storage.S3Error{Code: "XMinioStorageFull", Status: 507}, storage.FaultNoSpace},
+		{&storage.S3Error{Code: "InsufficientStorage", Status: 507}, storage.FaultNoSpace},
+		{&storage.S3Error{Code: "QuotaExceeded", Status: 403}, storage.FaultQuota},
+	} {
+		if f, ok := storage.FaultOf(fmt.Errorf("registry: put x: %w", c.err)); !ok || f.Kind != c.kind {
+			t.Errorf("FaultOf(%v) = %+v, %v; want %s", c.err, f, ok, c.kind)
+		}
+	}
+	for _, err := range []error{nil, storage.ErrNotFound, &storage.S3Error{Code: "AccessDenied", Status: 403}, fmt.Errorf("x: %w", syscall.EACCES), &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrNotExist}} {
 		if f, ok := storage.FaultOf(err); ok {
 			t.Errorf("storage.FaultOf(%v) = %+v, want no fault", err, f)
 		}

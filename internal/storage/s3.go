@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -284,6 +285,19 @@ func (e *S3Error) Error() string { return "s3: " + e.Code + ": " + e.Message }
 
 // Unwrap returns minio-go's error.
 func (e *S3Error) Unwrap() error { return e.err }
+
+// Is makes an object store that is full or over its quota a storage fault
+// (see FaultOf), like a full disk: errors.Is(err, syscall.ENOSPC) or
+// syscall.EDQUOT.
+func (e *S3Error) Is(target error) bool {
+	switch target {
+	case syscall.ENOSPC:
+		return e.Status == http.StatusInsufficientStorage || e.Code == "XMinioStorageFull" || e.Code == "InsufficientStorage"
+	case syscall.EDQUOT:
+		return e.Code == "QuotaExceeded" || e.Code == "XMinioAdminBucketQuotaExceeded"
+	}
+	return false
+}
 
 // Stat implements Store.
 func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
