@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -161,4 +162,109 @@ func TestConcurrentPulls200(t *testing.T) {
 		t.Fatalf("%d Nix builds for %d concurrent pulls of one new image, want 1", builds, n)
 	}
 	fmt.Printf("200 concurrent pulls of a new image: 1 build, digest %s\n", digests[0])
+}
+
+// TestTwoReplicasSlowAndIdleClients: two replicas on one filesystem storage
+// serve each other's pushes (a moved tag within the reference cache's TTL)
+// and build the same digests; idle connections and clients that send their
+// headers a byte at a time hold up nobody, and the slow ones are cut off
+// by the read-header timeout.
+func TestTwoReplicasSlowAndIdleClients(t *testing.T) {
+	storage := t.TempDir()
+	a := startServer(t, serverOpts{storage: storage})
+	b := startServer(t, serverOpts{storage: storage})
+
+	img1, _ := random.Image(1<<10, 1)
+	img2, _ := random.Image(1<<10, 1)
+	pushImage(t, a.Addr+"/pushed/rep/img:v1", img1)
+	pullValidate(t, b.Addr+"/pushed/rep/img:v1")
+	pushImage(t, a.Addr+"/pushed/rep/img:v1", img2)
+	want, _ := img2.Digest()
+	start := time.Now()
+	waitFor(t, 10*time.Second, "replica b seeing the moved tag", func() bool {
+		d, _, _ := manifestDigest(t, b.Addr, "pushed/rep/img", "v1", "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json")
+		return d == want.String()
+	})
+	t.Logf("replica b saw the tag move after %s (bound: the 2s reference cache TTL)", time.Since(start).Round(time.Millisecond))
+
+	// One new image pulled through both replicas: the same digest.
+	digests := make([]string, 10)
+	errs := make([]error, 10)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			digests[i], errs[i] = fetchManifest(s.Addr, "shell/hello")
+		}()
+	}
+	wg.Wait()
+	for i := range 10 {
+		if errs[i] != nil || digests[i] != digests[0] {
+			t.Fatalf("pull %d: %q %v (pull 0: %q)", i, digests[i], errs[i], digests[0])
+		}
+	}
+
+	// 50 idle connections and 10 that trickle their headers.
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 50 {
+		c, err := net.Dial("tcp", a.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	slow := make([]net.Conn, 10)
+	stop := make(chan struct{})
+	defer close(stop)
+	for i := range slow {
+		c, err := net.Dial("tcp", a.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		slow[i] = c
+		fmt.Fprintf(c, "GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+		go func() {
+			for j := 0; j < 60; j++ { // bounded: 30 s at most
+				select {
+				case <-stop:
+					return
+				case <-time.After(500 * time.Millisecond):
+				}
+				if _, err := c.Write([]byte("X")); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for range 20 {
+		if d, _, _ := manifestDigest(t, a.Addr, "pushed/rep/img", "v1", "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json"); d != want.String() {
+			t.Fatalf("a pull among slow clients got %q", d)
+		}
+	}
+	// The trickling clients are cut off (the server closes them).
+	for _, c := range slow {
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 512)
+		for {
+			_, err := c.Read(buf)
+			if err == nil {
+				continue // a 408 or 400 before the close
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("a client trickling its headers was still connected after 20s")
+			}
+			break
+		}
+	}
 }
