@@ -4,7 +4,9 @@ GET /         a JSON greeting with the Python version and platform
 GET /healthz  {"status": "ok"}
 GET /echo?x=1 the query string, parsed (urllib.parse)
 
-The port comes from $PORT (default 8080); it listens on all addresses.
+The port comes from $PORT (default 8080); it listens on all addresses, or
+on $HOST when that is set (127.0.0.1 when the container shares the host's
+network).
 """
 
 import json
@@ -55,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     port = int(os.environ.get("PORT") or "8080")
-    server = ThreadingHTTPServer(("", port), Handler)
+    server = ThreadingHTTPServer((os.environ.get("HOST", ""), port), Handler)
     # A container's stop signal ends the service cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print("listening on port %d" % port, flush=True)

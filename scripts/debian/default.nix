@@ -90,6 +90,21 @@ let
           for f in ${join " " g.dynamic}; do
             pe --set-rpath "${rpath}" "$f"
           done
+          # Programs' links to programs beside them become absolute store
+          # paths: a program that finds its files relative to its own
+          # path (python3 → python3.11) then finds them in the store even
+          # when the image links the whole bin directory.
+          for d in bin sbin; do
+            [ -d "$d" ] || continue
+            for l in "$d"/*; do
+              [ -L "$l" ] || continue
+              t=$(readlink "$l")
+              case $t in
+                /* | */*) ;;
+                *) [ -f "$d/$t" ] && ln -sfn "$out/$d/$t" "$l" ;;
+              esac
+            done
+          done
           mkdir -p nix-support
           # Dependencies stay references even when no file names them.
           printf '%s\n' ${join " " deps} > nix-support/debian-depends
