@@ -34,3 +34,6 @@ go test -count=1 -run TestRegistryBench -v ./test/e2e/ | grep -E 'bench:|^(--- |
 
 section "nixcache: bytes a node pulls for a second image sharing most of its closure with the first (shell/largeimage/hello after shell/largeimage), layers vs nix-snapshotter + strata's Nix binary cache (Nix 2.8 substituting, counted on the wire), budgets 100 and 8"
 go test -count=1 -timeout 60m -run TestNixCacheBench -v ./test/e2e/ | grep -E 'bench:|^(--- |ok|FAIL)' | tee "$out/nixcache.txt"
+
+section "real closures: Debian 12 python3, git, curl (scripts/debian-pkgs.sh): packing, rebuild after a bump, sharing"
+bash scripts/debian/bench.sh | tee "$out/debian.txt"

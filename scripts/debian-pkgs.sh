@@ -31,6 +31,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 mkdir -p "$1"
 dir=$(cd "$1" && pwd)
+# One run at a time per directory (make debian-pkgs beside the e2e tests).
+exec 9>"$dir/.lock"
+flock 9
 
 for t in lz4cat dpkg-deb apt-get nix-build go; do
   command -v "$t" >/dev/null || { echo "debian-pkgs: $t is missing: run scripts/deps.sh" >&2; exit 1; }

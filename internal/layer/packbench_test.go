@@ -283,6 +283,72 @@ func BenchmarkPackVsPigz(b *testing.B) {
 	}
 }
 
+// BenchmarkPackVsZstd compares Pack (zstd, DefaultZstdLevel) with
+// `tar -c --sort=name | zstd -T0 -LEVEL` on the same store paths, page
+// cache warm: throughputs (MB/s of tar), their ratio and both sizes.
+func BenchmarkPackVsZstd(b *testing.B) {
+	tree, ok := storeFromEnv(b)
+	if !ok {
+		if !benchEnabled {
+			b.Skip("set STRATA_PACK_DIR or STRATA_BENCH=1 to run")
+		}
+		tree = generatedStore(b, 250<<20)
+	}
+	for _, tool := range []string{"tar", "zstd", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Fatalf("%s is not installed: run scripts/deps.sh bench", tool)
+		}
+	}
+	dir := tree.root
+	if dir == "" {
+		dir = "/"
+	}
+	args := []string{"-c", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@1", "-C", dir}
+	for _, p := range tree.paths {
+		args = append(args, strings.TrimPrefix(p, "/"))
+	}
+	var quoted []string
+	for _, a := range args {
+		quoted = append(quoted, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+	}
+	script := fmt.Sprintf("set -o pipefail; tar %s | zstd -q -T0 -%d -c", strings.Join(quoted, " "), DefaultZstdLevel)
+	runPeer := func() int64 {
+		var c countWriter
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Stdout = &c
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("tar | zstd: %v", err)
+		}
+		return c.n.Load()
+	}
+	packTree(b, tree, Zstd, io.Discard) // warm the page cache
+
+	var strataTime, peerTime time.Duration
+	var strataSize, peerSize int64
+	b.SetBytes(tree.tarSize)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		strataSize = packTree(b, tree, Zstd, io.Discard).Size
+		strataTime += time.Since(start)
+		start = time.Now()
+		peerSize = runPeer()
+		peerTime += time.Since(start)
+	}
+	b.StopTimer()
+	mb := float64(tree.tarSize) * float64(b.N) / 1e6
+	strataMBps, peerMBps := mb/strataTime.Seconds(), mb/peerTime.Seconds()
+	b.ReportMetric(strataMBps, "strata_MBps")
+	b.ReportMetric(peerMBps, "zstd_MBps")
+	b.ReportMetric(strataMBps/peerMBps, "ratio")
+	b.ReportMetric(float64(strataSize)/float64(tree.tarSize), "strata_comp")
+	b.ReportMetric(float64(peerSize)/float64(tree.tarSize), "zstd_comp")
+	b.Logf("%d store paths, %.1f MB tar: strata zstd-%d %.1f MB/s, tar|zstd -T0 -%d %.1f MB/s (ratio %.2f); sizes %.1f / %.1f MB (ratio %.3f)",
+		len(tree.paths), float64(tree.tarSize)/1e6, DefaultZstdLevel, strataMBps, DefaultZstdLevel, peerMBps, strataMBps/peerMBps,
+		float64(strataSize)/1e6, float64(peerSize)/1e6, float64(strataSize)/float64(peerSize))
+}
+
 // BenchmarkWriteStorePaths writes the tar of a generated ~100 MB store (page
 // cache warm) without compressing it: the cost of reading, hashing files
 // whose size collides with another's, and tar framing.
