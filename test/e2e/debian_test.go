@@ -48,14 +48,18 @@ func debianPkgs(t *testing.T) string {
 	return debianDir
 }
 
-func debianServer(t *testing.T) *server {
-	return startServer(t, serverOpts{source: []string{"--pkgs-path", debianPkgs(t)}, args: multiArgs})
+// TestDebianServe serves the set for linux/amd64 and linux/arm64 (one
+// server: the images share their layers).
+func TestDebianServe(t *testing.T) {
+	s := startServer(t, serverOpts{source: []string{"--pkgs-path", debianPkgs(t)}, args: multiArgs})
+	t.Run("python3", func(t *testing.T) { testDebianPython3(t, s) })
+	t.Run("git-curl", func(t *testing.T) { testDebianGitCurl(t, s) })
+	t.Run("arm64-python3", func(t *testing.T) { testDebianArm64Python3(t, s) })
 }
 
-// TestDebianPython3: python3 with its standard library and the CA bundle,
+// testDebianPython3: python3 with its standard library and the CA bundle,
 // in podman; its SBOM names the Debian packages.
-func TestDebianPython3(t *testing.T) {
-	s := debianServer(t)
+func testDebianPython3(t *testing.T, s *server) {
 	pm := newPodman(t)
 	out := pm.must(10*time.Minute, "run", "--rm", "--tls-verify=false", s.Addr+"/shell/python3", "python3", "-c",
 		"import ssl, sqlite3, json, http.server, venv, os; print(len(ssl.create_default_context().get_ca_certs())); print(os.environ['CURL_CA_BUNDLE']); print(sqlite3.sqlite_version)")
@@ -105,10 +109,9 @@ func TestDebianPython3(t *testing.T) {
 	}
 }
 
-// TestDebianGitCurl: the git/curl image runs both; git finds its helpers
+// testDebianGitCurl: the git/curl image runs both; git finds its helpers
 // through the GIT_EXEC_PATH its package declares.
-func TestDebianGitCurl(t *testing.T) {
-	s := debianServer(t)
+func testDebianGitCurl(t *testing.T, s *server) {
 	pm := newPodman(t)
 	ref := s.Addr + "/git/curl"
 	if out := pm.must(10*time.Minute, "run", "--rm", "--tls-verify=false", ref, "git", "--version"); !strings.Contains(out, "git version 2.") {
@@ -162,10 +165,9 @@ func withQemu(t *testing.T, root string) {
 	}
 }
 
-// TestDebianArm64Python3: the arm64 python3 is an aarch64 binary and runs
+// testDebianArm64Python3: the arm64 python3 is an aarch64 binary and runs
 // under qemu, chrooted in the unpacked image.
-func TestDebianArm64Python3(t *testing.T) {
-	s := debianServer(t)
+func testDebianArm64Python3(t *testing.T, s *server) {
 	root := exportImage(t, s.Addr+"/arm64/shell/python3")
 	bin := resolveIn(t, root, "/bin/python3")
 	f, err := elf.Open(filepath.Join(root, bin))
