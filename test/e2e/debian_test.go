@@ -242,7 +242,14 @@ func getJSON(t *testing.T, url string, limit time.Duration, alive func() error) 
 // podman with the port from PORT and answers JSON; the same description
 // builds the same image on a fresh cache.
 func TestDebianPythonApp(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "app")
+	// podman names an image pulled from oci:DIR after DIR, which must be
+	// lower-case (t.TempDir has the test's name in it).
+	tmp, err := os.MkdirTemp("", "pyapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	out := filepath.Join(tmp, "app")
 	res := buildApp(t, "linux/amd64", t.TempDir(), out)
 	if again := buildApp(t, "linux/amd64", t.TempDir(), filepath.Join(t.TempDir(), "again")); again.Digest != res.Digest {
 		t.Errorf("two fresh caches: %s and %s, want the same digest", res.Digest, again.Digest)
