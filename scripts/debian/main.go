@@ -111,7 +111,7 @@ func run() error {
 	flag.Parse()
 	c.roots = flag.Args()
 	if c.out == "" || len(c.roots) == 0 {
-		return errors.New("usage: debian -out DIR [flags] PACKAGE...")
+		return errors.New("usage: debian -out DIR [flags] PACKAGE (one or more)")
 	}
 	c.arches = splitList(arches)
 	c.tools = splitList(tools)
@@ -478,8 +478,7 @@ func (ix *index) satisfy(pos dependency.Possibility) *pkg {
 // expression share one, and so do the members of a dependency cycle.
 func makeGroups(ps []*pkg, ix *index, c config) ([]*group, map[string]*group, error) {
 	parent := map[string]string{}
-	var find func(string) string
-	find = func(s string) string {
+	find := func(s string) string {
 		for parent[s] != s {
 			s = parent[s]
 		}
