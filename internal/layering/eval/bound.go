@@ -135,3 +135,70 @@ func EfficiencyBound(c *Corpus, budget int) (eff float64, extra int64) {
 	extra = int64(best)
 	return float64(ideal) / float64(ideal+extra), extra
 }
+
+// OracleEfficiency is the efficiency of a layering that knows every image
+// of c: paths held by exactly the same images (a class) share a layer, each
+// image keeps the budget-2 largest of its classes in layers of their own
+// and puts the rest into one group. No image-independent strategy knows the
+// classes; this shows what even that knowledge reaches with a simple rule,
+// beside EfficiencyBound's ceiling.
+func OracleEfficiency(c *Corpus, budget int) float64 {
+	g := c.Graph()
+	member := make(map[string][]byte)
+	closures := make([][]string, len(c.Images))
+	for i, im := range c.Images {
+		closures[i] = g.Closure(im.Roots...)
+		for _, p := range closures[i] {
+			member[p] = append(member[p], byte(i), byte(i>>8))
+		}
+	}
+	stored := make(map[string]int64)
+	var ideal int64
+	for p := range member {
+		ideal += g.Paths[p].NarSize
+	}
+	for _, cl := range closures {
+		byClass := make(map[string][]string)
+		size := make(map[string]int64)
+		for _, p := range cl {
+			k := string(member[p])
+			byClass[k] = append(byClass[k], p)
+			size[k] += g.Paths[p].NarSize
+		}
+		keys := make([]string, 0, len(byClass))
+		for k := range byClass {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			if size[keys[i]] != size[keys[j]] {
+				return size[keys[i]] > size[keys[j]]
+			}
+			return keys[i] < keys[j]
+		})
+		own := len(keys)
+		if own > budget-1 {
+			own = budget - 2
+		}
+		var rest []string
+		var restBytes int64
+		for i, k := range keys {
+			ps := append([]string(nil), byClass[k]...)
+			if i < own {
+				sort.Strings(ps)
+				stored[strings.Join(ps, "\n")] = size[k]
+				continue
+			}
+			rest = append(rest, ps...)
+			restBytes += size[k]
+		}
+		if len(rest) > 0 {
+			sort.Strings(rest)
+			stored[strings.Join(rest, "\n")] = restBytes
+		}
+	}
+	var total int64
+	for _, n := range stored {
+		total += n
+	}
+	return ratio(ideal, total)
+}
