@@ -108,3 +108,36 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCachedManifestGETAllocations: a cached manifest GET (by tag and by
+// digest, pushed and on-demand) allocates nothing in the handler once
+// warm (the writer and its header map are reused here, as net/http reuses
+// its own per connection).
+func TestCachedManifestGETAllocations(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0) // a fixed clock: the cached references never expire here
+	e := newEnvWith(t, func(o *registry.Options) {
+		o.PushPrefix = "x"
+		o.AccessLog = io.Discard
+		o.Now = func() time.Time { return now }
+	})
+	img, _ := random.Image(1024, 1)
+	ref, _ := name.ParseReference(e.srv.Listener.Addr().String()+"/x/bench:v1", name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	e.backend.manifests["hello:latest"] = registry.Manifest{Body: []byte(ociManifest)}
+	for _, path := range []string{"/v2/x/bench/manifests/v1", "/v2/x/bench/manifests/" + d.String(),
+		"/v2/hello/manifests/latest", "/v2/hello/manifests/" + digestOf([]byte(ociManifest))} {
+		if r, _ := e.do(t, "GET", path, nil); r.StatusCode != 200 {
+			t.Fatalf("GET %s: %d", path, r.StatusCode)
+		}
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+		w := &discardWriter{h: http.Header{}}
+		e.handler.ServeHTTP(w, req) // warm the caches
+		if n := testing.AllocsPerRun(100, func() { e.handler.ServeHTTP(w, req) }); n > 0 {
+			t.Errorf("GET %s: %.1f allocations per request, want 0", path, n)
+		}
+	}
+}

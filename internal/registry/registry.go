@@ -259,7 +259,14 @@ func New(opts Options) http.Handler {
 // ServeHTTP implements http.Handler: parse, dispatch, map errors, log.
 func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	w := &responseWriter{ResponseWriter: rw}
+	// Pooled: a response writer per request is an allocation the pull hot
+	// path can do without. Nothing keeps it past ServeHTTP.
+	w := rwPool.Get().(*responseWriter)
+	*w = responseWriter{ResponseWriter: rw}
+	defer func() {
+		*w = responseWriter{}
+		rwPool.Put(w)
+	}()
 	w.Header()["Docker-Distribution-Api-Version"] = apiVersion
 	err := h.serve(w, r)
 	if err != nil {
@@ -398,6 +405,8 @@ func writeJSON(w http.ResponseWriter, r *http.Request, status int, body []byte) 
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+var rwPool = sync.Pool{New: func() any { return new(responseWriter) }}
 
 // responseWriter records the status and body size for the access log.
 type responseWriter struct {
