@@ -402,3 +402,40 @@ func TestNixCacheDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNixCacheS3: on S3-compatible storage (MinIO), the replica that did
+// not build an image serves its closure: Nix substitutes it from there,
+// and a Range request on a NAR is answered from the bucket.
+func TestNixCacheS3(t *testing.T) {
+	secret, public := cacheKey(t, "strata-s3-1")
+	_, a, b := s3Replicas(t, "--cache-key-file", secret)
+	if _, err := fetchManifest(a.Addr, "shell/hello"); err != nil {
+		t.Fatal(err)
+	}
+	hello := strings.TrimSpace(mustRun(t, time.Minute, "sh", "-c",
+		"nix-build --no-out-link --option substituters '' "+filepath.Join(repoRoot, "testdata", "pkgs")+" -A hello 2>/dev/null"))
+	if !strings.HasPrefix(hello, "/nix/store/") {
+		t.Fatalf("hello: %q", hello)
+	}
+	c := newNixClient(t, "http://"+b.Addr, public, "")
+	if out, err := c.realise(hello); err != nil {
+		t.Fatalf("nix-store --realise %s from the other replica: %v\n%s", hello, err, out)
+	}
+	want := sortedLines(mustRun(t, time.Minute, "nix-store", "--query", "--requisites", hello))
+	if got := c.closure(hello); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("closure %v, want %v", got, want)
+	}
+	if nixBuilds(b) != 0 {
+		t.Fatalf("replica b built something")
+	}
+	hash := strings.SplitN(strings.TrimPrefix(hello, "/nix/store/"), "-", 2)[0]
+	_, ni := httpDo(t, "GET", "http://"+b.Addr+"/"+hash+".narinfo", nil)
+	m := regexp.MustCompile(`(?m)^URL: (\S+)$`).FindStringSubmatch(ni)
+	if m == nil {
+		t.Fatalf("narinfo: %q", ni)
+	}
+	resp, body := httpDo(t, "GET", "http://"+b.Addr+"/"+m[1], map[string]string{"Range": "bytes=1-3"})
+	if resp.StatusCode != http.StatusPartialContent || body != "\xb5\x2f\xfd" {
+		t.Fatalf("Range bytes=1-3: %d %q", resp.StatusCode, body)
+	}
+}
