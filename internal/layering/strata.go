@@ -21,10 +21,15 @@ type strataConfig struct {
 	foldK float64
 	// sizeW weighs size against popularity in the ranking (log scale).
 	sizeW float64
+	// topBits is added to the value of a top-level block (popularity 0:
+	// nothing in the package set refers to it). Such a path changes with
+	// every update below it, so a layer of its own saves the most
+	// re-uploading, and it is shared by every image that asks for it.
+	topBits int
 }
 
 func defaultStrataConfig() strataConfig {
-	return strataConfig{foldShare: 1.0 / 8, foldK: 8, sizeW: 3}
+	return strataConfig{foldShare: 1.0 / 8, foldK: 8, sizeW: 3, topBits: 4}
 }
 
 // strata is the default strategy.
@@ -276,7 +281,12 @@ func (s *strata) before(a, b *block) bool {
 
 // value is the bytes a layer of its own is expected to save, size ×
 // popularity with size weighed sizeW times, on a log scale in whole bits so
-// that a version bump's small change of size rarely reorders.
+// that a version bump's small change of size rarely reorders; top-level
+// blocks get topBits more.
 func (s *strata) value(b *block) int {
-	return int(math.Round(s.cfg.sizeW*float64(bits.Len64(uint64(b.size))))) + bits.Len64(uint64(b.pop))
+	v := int(math.Round(s.cfg.sizeW*float64(bits.Len64(uint64(b.size))))) + bits.Len64(uint64(b.pop))
+	if b.pop == 0 {
+		v += s.cfg.topBits
+	}
+	return v
 }
