@@ -152,8 +152,8 @@ func Generate(s Shape, seed uint64) *Corpus {
 				if i >= len(lower) {
 					i = len(lower) - 1
 				}
-				// Popular ranks are the earliest packages: reverse the
-				// order so that the low levels are the popular ones.
+				// Rank i is the i-th package of the lower levels, base
+				// first, so the low levels are the popular ones.
 				deps[lower[i]] = true
 			}
 			for d := range deps {
