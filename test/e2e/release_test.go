@@ -448,7 +448,8 @@ func fmtAny(v any) string {
 // auth; then podman pulls the release.
 func TestReleasePythonApp(t *testing.T) {
 	need(t, "nix-build")
-	pkgs := filepath.Join(t.TempDir(), "debian-pkgs")
+	// make debian-pkgs's place: cached from one run to the next.
+	pkgs := filepath.Join(repoRoot, ".cache", "debian-pkgs")
 	c := &pubCapture{}
 	if out, code := shRun(t, c, repoRoot, os.Environ(), "bash scripts/debian-pkgs.sh "+pkgs); code != 0 {
 		t.Fatalf("scripts/debian-pkgs.sh exited %d:\n%s", code, pubTail(out))
