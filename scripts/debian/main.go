@@ -238,9 +238,10 @@ func build(c config) error {
 			os.RemoveAll(filepath.Join(c.out, "trees", e.Name()))
 		}
 	}
-	n := 0
+	if err := os.RemoveAll(filepath.Join(c.out, ".tmp")); err != nil {
+		return err
+	}
 	for _, a := range c.arches {
-		n += len(data[a].pkgs)
 		fmt.Fprintf(os.Stderr, "debian-pkgs: %s: %d packages in %d store paths\n", a, len(data[a].pkgs), len(data[a].groups))
 	}
 	return nil
