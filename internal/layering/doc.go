@@ -49,9 +49,13 @@
 //     image-specific and change with every update below them). Keeping the
 //     two apart means a leaf update does not re-upload the libraries.
 //
-// Without SetStats (New with popularity data only, or nil), the fold bound
-// of step 1 is the 1/8 share alone; without popularity data, popularity is
-// the number of referrers within the closure. The result depends only on
+// Without SetStats (New with popularity data only), the fold bound of step
+// 1 is the 1/8 share alone. Without popularity data (Default, as strata
+// build and strata serve without --popularity run it) nothing is folded,
+// since a path with one referrer in this closure may have many elsewhere
+// and folding it here only would split its layers; popularity for ranking
+// and tiers is then the number of referrers within the closure (row
+// "strata-nodata" below). The result depends only on
 // the closure, the budget and the package set, never on what was built
 // before, so a registry serving many images keeps its layers. Groups are
 // ordered base first: layers of their own by descending popularity, then
@@ -93,6 +97,7 @@
 //	                       dockertools   0.829/0.368  4.53/ 8.77  1.00/ 3.31  1.00/ 1.01  1.12/ 2.84  1.52/ 4.91
 //	                       nix2container 0.831/0.367  4.47/ 8.77  1.00/ 3.31  1.00/ 1.01  1.12/ 2.84  1.51/ 4.91
 //	                       nixery        0.555/0.480  1.13/ 5.33  1.22/ 1.36  1.01/ 1.01  1.18/ 1.40  1.48/ 2.16
+//	                       strata-nodata 0.996/0.878  1.00/ 1.79  1.00/ 1.14  1.00/ 1.00  1.00/ 1.14  1.01/ 1.29
 //	layered/1     tuning   (bound)       1.000/0.980  (must share: 0% / 7%)
 //	                       (oracle)      1.000/0.922
 //	                       strata        1.000/0.862  1.00/ 8.95  1.04/ 1.08  1.00/ 1.02  1.00/ 1.34  1.00/ 1.83
@@ -100,6 +105,7 @@
 //	                       dockertools   1.000/0.401  1.00/142.71  1.00/ 2.66  1.00/ 1.02  1.00/ 8.08  1.00/15.57
 //	                       nix2container 1.000/0.397  1.00/145.49  1.00/ 2.62  1.00/ 1.02  1.00/ 8.02  1.00/15.46
 //	                       nixery        0.313/0.312  5.74/ 9.42  2.02/ 2.02  1.12/ 1.12  3.50/ 3.50  6.82/ 6.82
+//	                       strata-nodata 1.000/0.788  1.00/18.95  1.00/ 1.35  1.00/ 1.01  1.00/ 1.62  1.00/ 2.20
 //	deep/1        tuning   (bound)       1.000/0.989  (must share: 0% / 9%)
 //	                       (oracle)      1.000/0.951
 //	                       strata        0.994/0.866  1.04/ 1.68  1.00/ 1.11  1.00/ 1.03  1.03/ 1.15  1.03/ 1.30
@@ -107,6 +113,7 @@
 //	                       dockertools   1.000/0.411  1.00/36.90  1.00/ 6.11  1.00/ 1.02  1.00/ 5.62  1.00/11.81
 //	                       nix2container 1.000/0.413  1.00/36.48  1.00/ 6.17  1.00/ 1.01  1.00/ 5.58  1.00/11.71
 //	                       nixery        0.383/0.383  1.28/ 1.28  2.35/ 2.35  1.12/ 1.12  1.67/ 1.67  3.29/ 3.29
+//	                       strata-nodata 1.000/0.769  1.00/ 3.23  1.00/ 1.60  1.00/ 1.02  1.00/ 1.78  1.00/ 2.70
 //	nixpkgs/7     held-out (bound)       1.000/0.992  (must share: 0% / 3%)
 //	                       (oracle)      1.000/0.972
 //	                       strata        0.994/0.927  1.09/ 1.51  1.02/ 1.11  1.00/ 1.00  1.04/ 1.13  1.04/ 1.19
@@ -114,6 +121,7 @@
 //	                       dockertools   0.794/0.373 10.61/19.41  1.00/ 3.46  1.00/ 1.02  1.09/ 2.38  1.60/ 4.68
 //	                       nix2container 0.787/0.372 10.61/19.41  1.00/ 3.48  1.00/ 1.02  1.09/ 2.39  1.60/ 4.69
 //	                       nixery        0.578/0.490  1.27/11.96  1.21/ 1.34  1.00/ 1.00  1.15/ 1.31  1.59/ 2.27
+//	                       strata-nodata 0.996/0.890  1.00/ 2.42  1.00/ 1.14  1.00/ 1.00  1.00/ 1.11  1.00/ 1.24
 //	layered/11    held-out (bound)       1.000/0.981  (must share: 0% / 6%)
 //	                       (oracle)      1.000/0.963
 //	                       strata        0.999/0.915  1.00/ 1.08  1.00/ 1.01  1.00/ 1.01  1.00/ 1.04  1.00/ 1.08
@@ -121,6 +129,7 @@
 //	                       dockertools   1.000/0.436  1.00/ 5.57  1.00/ 1.52  1.00/ 1.00  1.00/ 2.47  1.00/ 4.69
 //	                       nix2container 1.000/0.432  1.00/17.11  1.00/ 1.51  1.00/ 1.00  1.00/ 2.47  1.00/ 4.70
 //	                       nixery        0.354/0.354  3.94/ 3.94  1.11/ 1.11  1.01/ 1.01  1.98/ 1.98  3.65/ 3.65
+//	                       strata-nodata 1.000/0.839  1.00/ 1.00  1.00/ 1.03  1.00/ 1.01  1.00/ 1.10  1.00/ 1.20
 //	deep/11       held-out (bound)       1.000/0.975  (must share: 0% / 9%)
 //	                       (oracle)      1.000/0.943
 //	                       strata        0.999/0.845  1.08/ 4.03  1.01/ 1.08  1.00/ 1.02  1.02/ 1.87  1.02/ 2.26
@@ -128,6 +137,7 @@
 //	                       dockertools   0.999/0.422  1.00/29.38  1.00/ 1.85  1.00/ 1.02  1.10/ 6.13  1.18/10.97
 //	                       nix2container 0.995/0.427  1.00/30.05  1.00/ 1.86  1.00/ 1.02  1.08/ 6.05  1.15/10.90
 //	                       nixery        0.379/0.376 18.78/18.78  1.21/ 1.21  1.03/ 1.03  3.82/ 3.91  6.67/ 6.84
+//	                       strata-nodata 0.999/0.783  1.00/ 6.35  1.00/ 1.08  1.00/ 1.02  1.00/ 1.81  1.00/ 2.60
 //	wide/11       held-out (bound)       1.000/0.946  (must share: 0% / 9%)
 //	                       (oracle)      1.000/0.746
 //	                       strata        0.995/0.668  1.04/12.16  1.00/ 1.12  1.00/ 1.02  1.03/ 2.67  1.03/ 3.72
@@ -135,6 +145,7 @@
 //	                       dockertools   0.694/0.194 70.40/179.92  1.41/ 2.81  1.00/ 1.03  2.96/13.32  4.31/21.79
 //	                       nix2container 0.684/0.194 69.55/178.84  1.38/ 2.77  1.00/ 1.02  3.00/13.32  4.31/21.80
 //	                       nixery        0.240/0.237 11.12/11.12  1.53/ 1.53  1.04/ 1.04  4.91/ 5.21  8.04/ 8.52
+//	                       strata-nodata 0.988/0.635  1.00/31.47  1.01/ 1.26  1.00/ 1.02  1.00/ 3.02  1.00/ 4.37
 //	flat/11       held-out (bound)       1.000/0.831  (must share: 1% / 35%)
 //	                       (oracle)      1.000/0.371
 //	                       strata        0.968/0.333  1.00/ 1.96  1.00/ 2.48  1.01/ 1.02  1.06/ 8.71  1.11/14.88
@@ -142,6 +153,7 @@
 //	                       dockertools   0.754/0.197  6.57/63.84  1.56/ 6.06  1.00/ 1.02  3.01/21.04  4.83/37.82
 //	                       nix2container 0.742/0.198  7.80/62.46  1.60/ 5.98  1.00/ 1.02  3.13/20.90  5.05/37.59
 //	                       nixery        0.194/0.188  6.09/ 6.09  3.25/ 3.25  1.03/ 1.03 11.12/11.12 20.00/20.00
+//	                       strata-nodata 0.950/0.313  1.00/14.13  1.00/ 2.90  1.00/ 1.02  1.17/10.12  1.33/17.88
 //	heavytail/11  held-out (bound)       1.000/0.990  (must share: 0% / 6%)
 //	                       (oracle)      1.000/0.967
 //	                       strata        1.000/0.877  1.01/ 1.14  1.06/ 1.36  1.00/ 1.03  1.00/ 1.44  1.01/ 1.96
@@ -149,6 +161,7 @@
 //	                       dockertools   1.000/0.521  1.00/ 3.39  1.00/ 3.76  1.00/ 1.01  1.00/ 7.02  1.00/14.48
 //	                       nix2container 1.000/0.533  1.00/ 3.29  1.00/ 3.79  1.00/ 1.02  1.00/ 6.80  1.00/14.02
 //	                       nixery        0.488/0.484  1.13/ 1.20  1.80/ 1.80  1.15/ 1.15  2.08/ 2.21  3.75/ 4.04
+//	                       strata-nodata 1.000/0.856  1.00/ 1.18  1.00/ 1.41  1.00/ 1.02  1.00/ 1.71  1.00/ 2.60
 //	debian12      held-out (bound)       1.000/0.986  (must share: 1% / 15%)
 //	                       (oracle)      1.000/0.907
 //	                       strata        0.990/0.805  1.06/ 1.59  1.16/ 1.40  1.02/ 1.05  1.06/ 1.28  1.07/ 1.70
@@ -156,6 +169,7 @@
 //	                       dockertools   0.800/0.477  1.92/ 3.37  1.50/ 1.66  1.03/ 1.06  1.18/ 1.63  1.65/ 3.50
 //	                       nix2container 0.806/0.478  1.86/ 3.34  1.50/ 1.66  1.03/ 1.07  1.19/ 1.64  1.64/ 3.49
 //	                       nixery        0.530/0.495  1.12/ 1.12  1.95/ 1.95  1.06/ 1.06  1.35/ 1.47  2.56/ 2.98
+//	                       strata-nodata 0.977/0.771  1.00/ 1.05  1.05/ 1.31  1.00/ 1.02  1.02/ 1.20  1.05/ 1.61
 //	held-out goals strata misses (eff ≥ 0.95 / 0.70, mixed cost ≤ 1.2 / 2.0):
 //	  flat/11 budget 20: efficiency 0.333 < 0.70 (any layering: ≤ 0.831; one that knows every image, simply: 0.371; 35% of the bytes must share a layer)
 //	  flat/11 budget 20: mixed update cost 8.71 > 2.0

@@ -247,3 +247,35 @@ func (s *splitmix) next() uint64 {
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
 }
+
+// TestStrataFoldsOnlyKnownPrivatePaths: a small path one path refers to is
+// folded into it when the package set's popularity says nothing else
+// refers to it, and kept apart without popularity data (it may have other
+// referrers in other images).
+func TestStrataFoldsOnlyKnownPrivatePaths(t *testing.T) {
+	g, err := closure.New([]*closure.Path{
+		{Path: "/nix/store/a-glibc-2.39", NarSize: 30 << 20},
+		{Path: "/nix/store/b-app-1.0", NarSize: 8 << 20, References: []string{"/nix/store/a-glibc-2.39", "/nix/store/c-app-share-1.0"}},
+		{Path: "/nix/store/c-app-share-1.0", NarSize: 100 << 10},
+	}, []string{"/nix/store/b-app-1.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPop, _ := New("strata", Popularity{"glibc-2.39": 50, "app-1.0": 0, "app-share-1.0": 1})
+	if groups := withPop.Layers(g, 10); len(groups) != 2 {
+		t.Errorf("with popularity: %v, want app-share folded into app", groups)
+	}
+	if groups := Default().Layers(g, 10); len(groups) != 3 {
+		t.Errorf("without popularity: %v, want every path apart", groups)
+	}
+	ex := withPop.(Explainer).Explain(g, 10)
+	var folded bool
+	for _, e := range ex {
+		if e.Kind == KindOwn && e.Root == "/nix/store/b-app-1.0" && len(e.Folded) == 1 {
+			folded = true
+		}
+	}
+	if !folded {
+		t.Errorf("Explain does not report the folded private path: %+v", ex)
+	}
+}

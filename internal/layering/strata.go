@@ -143,6 +143,12 @@ func (s *strata) Explain(g *closure.Graph, budget int) []Explanation {
 		if !ok {
 			continue
 		}
+		// Without popularity data nothing is known to be private in the
+		// package set: a path with one referrer here may have many
+		// elsewhere, and folding it here only would split its layers.
+		if s.pop == nil {
+			continue
+		}
 		if c, ok := popOf(q); !ok || c > 1 {
 			continue
 		}

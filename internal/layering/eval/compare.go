@@ -87,6 +87,11 @@ type Row struct {
 	Updates   map[string]*UpdateSummary
 }
 
+// NoDataStrata labels the rows of the strata strategy without any data
+// about the package set (layering.Default: no popularity, no SetStats), as
+// strata build and strata serve without --popularity run it.
+const NoDataStrata = "strata-nodata"
+
 // Goals are the targets for the strata strategy on every held-out
 // corpus.
 var Goals = struct {
@@ -117,8 +122,14 @@ func Compare(root string, specs []CorpusSpec, budgets []int) ([]Row, error) {
 				bound, _ := EfficiencyBound(c, b)
 				must := MustShare(c, b)
 				oracle := OracleEfficiency(c, b)
-				for _, name := range layering.Names() {
-					s, err := layering.NewFor(name, st)
+				for _, name := range append(layering.Names(), NoDataStrata) {
+					var s layering.Strategy
+					var err error
+					if name == NoDataStrata {
+						s, err = layering.NewFor("strata", layering.SetStats{})
+					} else {
+						s, err = layering.NewFor(name, st)
+					}
 					if err != nil {
 						errs[i] = err
 						return
