@@ -430,7 +430,7 @@ type stats struct {
 }
 
 func (b *Builder) cachedLayer(ctx context.Context, key string, write func(io.Writer) error, st *stats) (v1.Layer, error) {
-	rkey := "cache/layers/" + key + ".json"
+	rkey := storage.LayerRecordKey(key)
 	if l, err := b.loadLayer(ctx, rkey); err == nil {
 		b.observer().LayerCached()
 		return l, nil
@@ -578,7 +578,7 @@ func (b *Builder) ReadBlob(ctx context.Context, digest string) ([]byte, error) {
 }
 
 func (b *Builder) loadResult(ctx context.Context, key string) (Result, error) {
-	raw, err := b.get(ctx, "cache/images/"+key+".json")
+	raw, err := b.get(ctx, storage.ImageRecordKey(key))
 	if err != nil {
 		return Result{}, err
 	}
@@ -599,7 +599,7 @@ func (b *Builder) saveResult(ctx context.Context, key string, r Result) error {
 	if err != nil {
 		return err
 	}
-	return b.put(ctx, "cache/images/"+key+".json", raw)
+	return b.put(ctx, storage.ImageRecordKey(key), raw)
 }
 
 func hashJSON(v any) string {

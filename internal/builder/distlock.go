@@ -58,7 +58,7 @@ func (b *Builder) coordinate(ctx context.Context, key, name string) (release fun
 	delay := 100 * time.Millisecond
 	waiting := false
 	for {
-		l, err := lr.TryLease(ctx, "images/"+key, leaseTTL)
+		l, err := lr.TryLease(ctx, storage.ImageLeaseName(key), leaseTTL)
 		if err == nil {
 			// The holder before us may have stored the image just now.
 			if r, err := b.loadResult(ctx, key); err == nil {

@@ -70,10 +70,6 @@ type artifactManifest struct {
 	Annotations   map[string]string `json:"annotations,omitempty"`
 }
 
-func referrersKey(digest string) string {
-	return "cache/referrers/" + strings.Replace(digest, ":", "-", 1) + ".json"
-}
-
 // sbomPackages are the built packages with the metadata Resolve found.
 func sbomPackages(r *resolved, built []nix.Package) []nix.Package {
 	out := make([]nix.Package, 0, len(built))
@@ -182,7 +178,7 @@ func (b *Builder) attachSBOM(ctx context.Context, name string, img v1.Image, gra
 		if err != nil {
 			return fmt.Errorf("builder: referrers record: %w", err)
 		}
-		if err := b.put(ctx, referrersKey(s.Digest), rec); err != nil {
+		if err := b.put(ctx, storage.ReferrersRecordKey(s.Digest), rec); err != nil {
 			return fmt.Errorf("builder: store referrers record: %w", err)
 		}
 	}
@@ -197,7 +193,7 @@ func (b *Builder) Referrers(ctx context.Context, repo, digest string) ([]v1.Desc
 	if _, err := v1.NewHash(digest); err != nil {
 		return nil, fmt.Errorf("builder: referrers: %w", err)
 	}
-	raw, err := b.get(ctx, referrersKey(digest))
+	raw, err := b.get(ctx, storage.ReferrersRecordKey(digest))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}

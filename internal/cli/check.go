@@ -767,7 +767,7 @@ const maxStartupChecks = 200
 // renamed (with the replacement), removed or failing to evaluate.
 func checkOnStart(ctx context.Context, log *slog.Logger, drv *nix.Driver, store storage.Store, recent []string, platform string) {
 	names := append([]string(nil), recent...)
-	keys, err := store.List(ctx, "cache/images/")
+	keys, err := store.List(ctx, storage.ImagesPrefix)
 	if err != nil {
 		log.Warn("check on start: listing the built images failed", "error", err.Error())
 	}

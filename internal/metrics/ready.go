@@ -144,7 +144,7 @@ func (c *cachedCheck) run(ctx context.Context) error {
 }
 
 // ReadinessKey is the storage key StorageCheck writes and reads back.
-const ReadinessKey = "readyz/probe"
+const ReadinessKey = storage.ReadinessKey
 
 var readinessBody = []byte("strata readiness probe\n")
 

@@ -104,14 +104,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.notFound(w, "nar", "invalid")
 			return
 		}
-		h.serve(w, r, "nar", narKey(name), "application/x-nix-nar")
+		h.serve(w, r, "nar", storage.NARKey(name), "application/x-nix-nar")
 	default:
 		name, ok := strings.CutSuffix(strings.TrimPrefix(p, "/"), ".narinfo")
 		if !ok || !validBase32(name, hashLen) {
 			h.notFound(w, "narinfo", "invalid")
 			return
 		}
-		h.serve(w, r, "narinfo", narinfoKey(name), "text/x-nix-narinfo")
+		h.serve(w, r, "narinfo", storage.NarinfoKey(name), "text/x-nix-narinfo")
 	}
 }
 

@@ -43,24 +43,12 @@ import (
 // StoreDir is the only Nix store directory the cache serves.
 const StoreDir = "/nix/store"
 
-// Storage key prefixes.
-const (
-	narPrefix     = "nixcache/nar/"
-	narinfoPrefix = "nixcache/narinfo/"
-)
-
 // hashLen is the length of a store path's hash part; fileHashLen of a
 // SHA-256 in Nix's base-32.
 const (
 	hashLen     = 32
 	fileHashLen = 52
 )
-
-// narinfoKey is the storage key of a store path hash's narinfo.
-func narinfoKey(hash string) string { return narinfoPrefix + hash + ".narinfo" }
-
-// narKey is the storage key of a compressed NAR.
-func narKey(fileHash string) string { return narPrefix + fileHash + ".nar.zst" }
 
 // validBase32 reports whether s is n characters of Nix's base-32 alphabet.
 func validBase32(s string, n int) bool {

@@ -99,7 +99,7 @@ func (r *Recorder) recordPath(ctx context.Context, n *closure.Path) error {
 
 // recorded reports whether the store path hash h has a narinfo.
 func (r *Recorder) recorded(ctx context.Context, h string) (bool, error) {
-	if _, err := r.Store.Stat(ctx, narinfoKey(h)); err == nil {
+	if _, err := r.Store.Stat(ctx, storage.NarinfoKey(h)); err == nil {
 		return true, nil
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return false, fmt.Errorf("nixcache: %w", err)
@@ -175,7 +175,7 @@ func (r *Recorder) record(ctx context.Context, e entry) error {
 		return err
 	}
 	fileName := nixbase32.EncodeToString(fileDigest)
-	if err := w.Commit(ctx, narKey(fileName)); err != nil {
+	if err := w.Commit(ctx, storage.NARKey(fileName)); err != nil {
 		return fmt.Errorf("nixcache: storing the NAR of %s: %w", e.path, err)
 	}
 	committed = true
@@ -205,7 +205,7 @@ func (r *Recorder) record(ctx context.Context, e entry) error {
 	if err := ni.Check(); err != nil {
 		return fmt.Errorf("nixcache: narinfo of %s: %w", e.path, err)
 	}
-	return put(ctx, r.Store, narinfoKey(h), []byte(ni.String()))
+	return put(ctx, r.Store, storage.NarinfoKey(h), []byte(ni.String()))
 }
 
 // checkRegistered compares a NAR's hash and size with what Nix registered.

@@ -24,9 +24,9 @@ func (h *handler) blobLinked(ctx context.Context, name, digest string) (bool, er
 	if _, ok := h.cache.ref(ck, now); ok {
 		return true, nil
 	}
-	ok, err := exists(ctx, h.store, blobLinkKey(name, digest))
+	ok, err := exists(ctx, h.store, storage.RepoBlobLinkKey(name, digest))
 	if err == nil && !ok {
-		ok, err = exists(ctx, h.store, manifestLinkKey(name, digest))
+		ok, err = exists(ctx, h.store, storage.RepoManifestLinkKey(name, digest))
 	}
 	if err != nil || !ok {
 		return false, err

@@ -193,7 +193,7 @@ func (g *gc) manifestRefs(digest string) ([]string, bool) {
 // markCaches marks everything the builder's records name.
 func (g *gc) markCaches() error {
 	set := map[string]bool{}
-	for _, prefix := range []string{"cache/images/", "cache/layers/", "cache/referrers/"} {
+	for _, prefix := range storage.CacheRecordPrefixes() {
 		keys, err := g.s.List(g.ctx, prefix)
 		if err != nil {
 			return fmt.Errorf("registry: gc: list %s: %w", prefix, err)
@@ -247,7 +247,7 @@ type repoKeys struct {
 
 // repos marks and sweeps every pushed repository.
 func (g *gc) repos() error {
-	keys, err := g.s.List(g.ctx, reposPrefix)
+	keys, err := g.s.List(g.ctx, storage.ReposPrefix)
 	if err != nil {
 		return fmt.Errorf("registry: gc: list repositories: %w", err)
 	}
@@ -261,28 +261,23 @@ func (g *gc) repos() error {
 		return r
 	}
 	for _, k := range keys {
-		rest := strings.TrimPrefix(k, reposPrefix)
-		for _, kind := range []string{"/_tags/", "/_manifests/", "/_blobs/", "/_referrers/"} {
-			i := strings.Index(rest, kind)
-			if i < 0 {
-				continue
+		name, kind, tail, ok := storage.RepoKey(k)
+		if !ok {
+			continue
+		}
+		r := get(name)
+		switch kind {
+		case storage.RepoTags:
+			r.tags = append(r.tags, k)
+		case storage.RepoManifests:
+			r.manifests[strings.Replace(tail, "/", ":", 1)] = k
+		case storage.RepoBlobs:
+			r.blobs[strings.Replace(tail, "/", ":", 1)] = k
+		case storage.RepoReferrers:
+			if j := strings.LastIndexByte(tail, '/'); j >= 0 {
+				d := strings.Replace(tail[j+1:], "-", ":", 1)
+				r.referrers[d] = append(r.referrers[d], k)
 			}
-			name, tail := rest[:i], rest[i+len(kind):]
-			r := get(name)
-			switch kind {
-			case "/_tags/":
-				r.tags = append(r.tags, k)
-			case "/_manifests/":
-				r.manifests[strings.Replace(tail, "/", ":", 1)] = k
-			case "/_blobs/":
-				r.blobs[strings.Replace(tail, "/", ":", 1)] = k
-			case "/_referrers/":
-				if j := strings.LastIndexByte(tail, '/'); j >= 0 {
-					d := strings.Replace(tail[j+1:], "-", ":", 1)
-					r.referrers[d] = append(r.referrers[d], k)
-				}
-			}
-			break
 		}
 	}
 	names := make([]string, 0, len(byRepo))
@@ -368,7 +363,7 @@ func (g *gc) repo(r *repoKeys) error {
 
 // sweepBlobs removes blobs that are not live and older than the grace.
 func (g *gc) sweepBlobs() error {
-	keys, err := g.s.List(g.ctx, "blobs/")
+	keys, err := g.s.List(g.ctx, storage.BlobsPrefix)
 	if err != nil {
 		return fmt.Errorf("registry: gc: list blobs: %w", err)
 	}
@@ -401,14 +396,14 @@ func (g *gc) sweepBlobs() error {
 
 // sweepUploads removes uploads not written to for UploadMaxAge.
 func (g *gc) sweepUploads() error {
-	keys, err := g.s.List(g.ctx, uploadsPrefix)
+	keys, err := g.s.List(g.ctx, storage.UploadsPrefix)
 	if err != nil {
 		return fmt.Errorf("registry: gc: list uploads: %w", err)
 	}
 	newest := map[string]time.Time{}
 	var ids []string
 	for _, k := range keys {
-		id, _, _ := strings.Cut(strings.TrimPrefix(k, uploadsPrefix), "/")
+		id, _, _ := strings.Cut(strings.TrimPrefix(k, storage.UploadsPrefix), "/")
 		if _, ok := newest[id]; !ok {
 			ids = append(ids, id)
 			newest[id] = time.Time{}
@@ -430,7 +425,7 @@ func (g *gc) sweepUploads() error {
 		g.rep.Uploads = append(g.rep.Uploads, id)
 		g.o.Log.Debug("gc: remove upload", "id", id, "dryRun", g.o.DryRun)
 		if !g.o.DryRun {
-			if err := removePrefix(g.ctx, g.s, uploadsPrefix+id+"/"); err != nil {
+			if err := removePrefix(g.ctx, g.s, storage.UploadPrefix(id)); err != nil {
 				return err
 			}
 		}

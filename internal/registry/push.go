@@ -146,9 +146,9 @@ func (h *handler) checkReferences(ctx context.Context, name, mt string, pm parse
 			}
 			continue
 		}
-		linked, err := exists(ctx, h.store, blobLinkKey(name, r.d.Digest))
+		linked, err := exists(ctx, h.store, storage.RepoBlobLinkKey(name, r.d.Digest))
 		if err == nil && !linked && r.child {
-			linked, err = exists(ctx, h.store, manifestLinkKey(name, r.d.Digest))
+			linked, err = exists(ctx, h.store, storage.RepoManifestLinkKey(name, r.d.Digest))
 		}
 		if err != nil {
 			return err
@@ -236,7 +236,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			return err
 		}
 	}
-	if err := putSmall(ctx, h.store, manifestLinkKey(rt.name, digest), []byte(mt)); err != nil {
+	if err := putSmall(ctx, h.store, storage.RepoManifestLinkKey(rt.name, digest), []byte(mt)); err != nil {
 		return err
 	}
 	if pm.Subject != nil {
@@ -246,13 +246,13 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		}
 		d := descriptor{MediaType: mt, Digest: digest, Size: int64(len(body)), ArtifactType: at, Annotations: pm.Annotations}
 		raw, _ := json.Marshal(d)
-		if err := putSmall(ctx, h.store, referrerKey(rt.name, pm.Subject.Digest, digest), raw); err != nil {
+		if err := putSmall(ctx, h.store, storage.RepoReferrerKey(rt.name, pm.Subject.Digest, digest), raw); err != nil {
 			return err
 		}
 		w.Header().Set("OCI-Subject", pm.Subject.Digest)
 	}
 	for _, t := range tags {
-		if err := putSmall(ctx, h.store, tagKey(rt.name, t), []byte(digest)); err != nil {
+		if err := putSmall(ctx, h.store, storage.RepoTagKey(rt.name, t), []byte(digest)); err != nil {
 			return err
 		}
 	}
@@ -294,7 +294,7 @@ func (h *handler) pushedManifest(ctx context.Context, rt route) (*cachedManifest
 	if !ok {
 		digest := rt.ref
 		if !rt.isDigest() {
-			raw, err := getSmall(ctx, h.store, tagKey(rt.name, rt.ref), 1024)
+			raw, err := getSmall(ctx, h.store, storage.RepoTagKey(rt.name, rt.ref), 1024)
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil, unknown()
 			}
@@ -303,7 +303,7 @@ func (h *handler) pushedManifest(ctx context.Context, rt route) (*cachedManifest
 			}
 			digest = strings.TrimSpace(string(raw))
 		}
-		raw, err := getSmall(ctx, h.store, manifestLinkKey(rt.name, digest), 1024)
+		raw, err := getSmall(ctx, h.store, storage.RepoManifestLinkKey(rt.name, digest), 1024)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, unknown()
 		}
@@ -344,21 +344,21 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	defer h.cache.invalidate(rt.name)
 	h.cache.invalidate(rt.name)
 	if !rt.isDigest() {
-		ok, err := exists(ctx, h.store, tagKey(rt.name, rt.ref))
+		ok, err := exists(ctx, h.store, storage.RepoTagKey(rt.name, rt.ref))
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return unknown
 		}
-		if err := h.store.Delete(ctx, tagKey(rt.name, rt.ref)); err != nil {
+		if err := h.store.Delete(ctx, storage.RepoTagKey(rt.name, rt.ref)); err != nil {
 			return fmt.Errorf("registry: delete tag: %w", err)
 		}
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
-	ok, err := exists(ctx, h.store, manifestLinkKey(rt.name, rt.ref))
+	ok, err := exists(ctx, h.store, storage.RepoManifestLinkKey(rt.name, rt.ref))
 	if err != nil {
 		return err
 	}
@@ -368,13 +368,13 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	if body, err := getSmall(ctx, h.store, storage.BlobKey(rt.ref), MaxManifestSize); err == nil {
 		if pm, err := parseManifest(body); err == nil && pm.Subject != nil && pm.Subject.Digest != "" {
 			if _, err := ParseDigest(pm.Subject.Digest); err == nil {
-				if err := h.store.Delete(ctx, referrerKey(rt.name, pm.Subject.Digest, rt.ref)); err != nil {
+				if err := h.store.Delete(ctx, storage.RepoReferrerKey(rt.name, pm.Subject.Digest, rt.ref)); err != nil {
 					return fmt.Errorf("registry: delete referrer: %w", err)
 				}
 			}
 		}
 	}
-	tags, err := h.store.List(ctx, tagsPrefix(rt.name))
+	tags, err := h.store.List(ctx, storage.RepoTagsPrefix(rt.name))
 	if err != nil {
 		return fmt.Errorf("registry: delete manifest: %w", err)
 	}
@@ -386,7 +386,7 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 			}
 		}
 	}
-	if err := h.store.Delete(ctx, manifestLinkKey(rt.name, rt.ref)); err != nil {
+	if err := h.store.Delete(ctx, storage.RepoManifestLinkKey(rt.name, rt.ref)); err != nil {
 		return fmt.Errorf("registry: delete manifest: %w", err)
 	}
 	w.Header().Set("Content-Length", "0")
@@ -402,7 +402,7 @@ func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) e
 	if err := h.checkPushable(rt.name); err != nil {
 		return err
 	}
-	key := blobLinkKey(rt.name, rt.ref)
+	key := storage.RepoBlobLinkKey(rt.name, rt.ref)
 	defer h.cache.invalidate(rt.name)
 	h.cache.invalidate(rt.name)
 	ok, err := exists(ctx, h.store, key)
@@ -423,16 +423,16 @@ func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) e
 // pushedTags lists the tags of a pushed repository; NAME_UNKNOWN when the
 // repository holds nothing.
 func (h *handler) pushedTags(ctx context.Context, name string) ([]string, error) {
-	keys, err := h.store.List(ctx, tagsPrefix(name))
+	keys, err := h.store.List(ctx, storage.RepoTagsPrefix(name))
 	if err != nil {
 		return nil, fmt.Errorf("registry: list tags: %w", err)
 	}
 	tags := make([]string, 0, len(keys))
 	for _, k := range keys {
-		tags = append(tags, strings.TrimPrefix(k, tagsPrefix(name)))
+		tags = append(tags, strings.TrimPrefix(k, storage.RepoTagsPrefix(name)))
 	}
 	if len(tags) == 0 {
-		any, err := h.store.List(ctx, reposPrefix+name+"/_")
+		any, err := h.store.List(ctx, storage.RepoPrefix(name)+"_")
 		if err != nil {
 			return nil, fmt.Errorf("registry: list tags: %w", err)
 		}
@@ -459,7 +459,7 @@ func (h *handler) getReferrers(w http.ResponseWriter, r *http.Request, rt route)
 	filter := r.URL.Query().Get("artifactType")
 	out := referrersIndex{SchemaVersion: 2, MediaType: string(types.OCIImageIndex), Manifests: []descriptor{}}
 	if h.pushed(rt.name) {
-		keys, err := h.store.List(ctx, referrersPrefix(rt.name, rt.ref))
+		keys, err := h.store.List(ctx, storage.RepoReferrersPrefix(rt.name, rt.ref))
 		if err != nil {
 			return fmt.Errorf("registry: list referrers: %w", err)
 		}

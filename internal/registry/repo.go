@@ -7,48 +7,16 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"strata/internal/storage"
 )
 
-// Keys of pushed repositories. A name component never starts with "_", so
-// "_tags", "_manifests", "_blobs" and "_referrers" never collide with the
-// components of a nested repository name.
-//
-//	repos/<name>/_tags/<tag>                        → the tagged digest
-//	repos/<name>/_manifests/<alg>/<hex>             → the manifest's media type
-//	repos/<name>/_blobs/<alg>/<hex>                 → the digest (a link)
-//	repos/<name>/_referrers/<alg>/<hex>/<alg>-<hex> → a referrer's descriptor
-//
-// The bytes of manifests and blobs live once, under storage.BlobKey; a
-// manifest or blob is visible in a pushed repository only when linked
-// there.
-const reposPrefix = "repos/"
-
-func tagKey(name, tag string) string { return reposPrefix + name + "/_tags/" + tag }
-func tagsPrefix(name string) string  { return reposPrefix + name + "/_tags/" }
-
-func manifestLinkKey(name, digest string) string {
-	alg, hex, _ := strings.Cut(digest, ":")
-	return reposPrefix + name + "/_manifests/" + alg + "/" + hex
-}
-
-func blobLinkKey(name, digest string) string {
-	alg, hex, _ := strings.Cut(digest, ":")
-	return reposPrefix + name + "/_blobs/" + alg + "/" + hex
-}
-
-func referrersPrefix(name, subject string) string {
-	alg, hex, _ := strings.Cut(subject, ":")
-	return reposPrefix + name + "/_referrers/" + alg + "/" + hex + "/"
-}
-
-func referrerKey(name, subject, digest string) string {
-	return referrersPrefix(name, subject) + strings.Replace(digest, ":", "-", 1)
-}
+// The keys of pushed repositories are laid out in storage/paths.go
+// (storage.RepoTagKey and its siblings); the bytes of manifests and blobs
+// live once, under storage.BlobKey, and a manifest or blob is visible in a
+// pushed repository only when linked there.
 
 // putSmall writes a small object atomically.
 func putSmall(ctx context.Context, s storage.Store, key string, data []byte) error {

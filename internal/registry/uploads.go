@@ -36,8 +36,6 @@ import (
 // client killed mid-PATCH leaves at most a staging file (removed by the
 // backend) and earlier chunks (removed by garbage collection once the
 // upload is older than its maximum age).
-const uploadsPrefix = "uploads/"
-
 // uploadInfo is the stored state of an upload besides its chunks.
 type uploadInfo struct {
 	Repo    string    `json:"repo"`
@@ -48,15 +46,6 @@ type chunk struct {
 	key        string
 	start, end int64
 	sum        string // sha256 hex of the chunk
-}
-
-func uploadInfoKey(id string) string { return uploadsPrefix + id + "/info" }
-func uploadDataPrefix(id string) string {
-	return uploadsPrefix + id + "/data/"
-}
-
-func chunkKey(id string, start, end int64, sum string) string {
-	return fmt.Sprintf("%s%020d-%020d-%s", uploadDataPrefix(id), start, end, sum)
 }
 
 // lockUpload serialises requests on one upload (in this process).
@@ -89,7 +78,7 @@ func newUploadID() string {
 // does not exist or belongs to another repository.
 func (h *handler) loadUpload(ctx context.Context, name, id string) ([]chunk, error) {
 	unknown := NewError(CodeBlobUploadUnknown, "").WithDetail(map[string]string{"uuid": id})
-	raw, err := getSmall(ctx, h.store, uploadInfoKey(id), 64<<10)
+	raw, err := getSmall(ctx, h.store, storage.UploadInfoKey(id), 64<<10)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, unknown
 	}
@@ -100,7 +89,7 @@ func (h *handler) loadUpload(ctx context.Context, name, id string) ([]chunk, err
 	if err := json.Unmarshal(raw, &info); err != nil || info.Repo != name {
 		return nil, unknown
 	}
-	keys, err := h.store.List(ctx, uploadDataPrefix(id))
+	keys, err := h.store.List(ctx, storage.UploadDataPrefix(id))
 	if err != nil {
 		return nil, fmt.Errorf("registry: upload %s: %w", id, err)
 	}
@@ -108,7 +97,7 @@ func (h *handler) loadUpload(ctx context.Context, name, id string) ([]chunk, err
 	var off int64
 	for _, k := range keys {
 		var c chunk
-		parts := strings.SplitN(strings.TrimPrefix(k, uploadDataPrefix(id)), "-", 3)
+		parts := strings.SplitN(strings.TrimPrefix(k, storage.UploadDataPrefix(id)), "-", 3)
 		if len(parts) != 3 {
 			continue
 		}
@@ -181,7 +170,7 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	id := newUploadID()
 	info, _ := json.Marshal(uploadInfo{Repo: rt.name, Started: time.Now().UTC()})
-	if err := putSmall(ctx, h.store, uploadInfoKey(id), info); err != nil {
+	if err := putSmall(ctx, h.store, storage.UploadInfoKey(id), info); err != nil {
 		return err
 	}
 	setUploadHeaders(w, rt.name, id, 0)
@@ -221,7 +210,7 @@ func (h *handler) tryMount(r *http.Request, name, digest, from string) (bool, er
 			}
 		}
 		if h.pushed(from) {
-			ok, err := exists(ctx, h.store, blobLinkKey(from, digest))
+			ok, err := exists(ctx, h.store, storage.RepoBlobLinkKey(from, digest))
 			if err != nil || !ok {
 				return false, err
 			}
@@ -231,7 +220,7 @@ func (h *handler) tryMount(r *http.Request, name, digest, from string) (bool, er
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, h.link(ctx, name, blobLinkKey(name, digest), digest)
+	return true, h.link(ctx, name, storage.RepoBlobLinkKey(name, digest), digest)
 }
 
 // link writes a repository link under the GC read lock, so an online
@@ -375,7 +364,7 @@ func (h *handler) commitBlob(ctx context.Context, sw storage.Writer, name, diges
 		return fmt.Errorf("registry: commit blob %s: %w", digest, err)
 	}
 	h.cache.invalidate(name)
-	return putSmall(ctx, h.store, blobLinkKey(name, digest), []byte(digest))
+	return putSmall(ctx, h.store, storage.RepoBlobLinkKey(name, digest), []byte(digest))
 }
 
 // parseContentRange parses "start-end" (inclusive), with an optional
@@ -426,7 +415,7 @@ func (h *handler) appendChunk(ctx context.Context, r *http.Request, id string, c
 		return chunks, nil
 	}
 	c := chunk{start: off, end: off + n, sum: hex.EncodeToString(hs.Sum(nil))}
-	c.key = chunkKey(id, c.start, c.end, c.sum)
+	c.key = storage.UploadChunkKey(id, c.start, c.end, c.sum)
 	if err := sw.Commit(ctx, c.key); err != nil {
 		return nil, fmt.Errorf("registry: upload %s: %w", id, err)
 	}
@@ -496,7 +485,7 @@ func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt route)
 
 // removeUpload deletes an upload's info and chunks.
 func (h *handler) removeUpload(ctx context.Context, id string) error {
-	return removePrefix(ctx, h.store, uploadsPrefix+id+"/")
+	return removePrefix(ctx, h.store, storage.UploadPrefix(id))
 }
 
 func removePrefix(ctx context.Context, s storage.Store, prefix string) error {
@@ -574,7 +563,7 @@ func (h *handler) assemble(ctx context.Context, name, digest string, chunks []ch
 			}
 		}
 		h.cache.invalidate(name)
-		return putSmall(ctx, h.store, blobLinkKey(name, digest), []byte(digest))
+		return putSmall(ctx, h.store, storage.RepoBlobLinkKey(name, digest), []byte(digest))
 	}
 	readers := make([]io.Reader, 0, len(chunks))
 	var closers []io.Closer

@@ -15,10 +15,6 @@ import (
 	"time"
 )
 
-// StagingDir is the directory under an FS root that holds writes in progress.
-// Its name is reserved: no key may start with it.
-const StagingDir = "_staging"
-
 // StagingMaxAge is how old a file in StagingDir must be before NewFS removes
 // it. Younger files may belong to a writer of another process that shares
 // the directory, so they are left alone.

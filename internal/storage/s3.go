@@ -112,9 +112,6 @@ const stageMemLimit = 4 << 20
 // s3PartSize is the part size of multipart uploads.
 const s3PartSize = 16 << 20
 
-// locksDir is the reserved key directory of leases.
-const locksDir = "_locks"
-
 // tempPattern names the spill files of staged writes.
 const tempPattern = "strata-s3-stage-*"
 

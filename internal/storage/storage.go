@@ -62,15 +62,6 @@ type Mover interface {
 	Move(ctx context.Context, from, to string) error
 }
 
-// BlobKey is the key of a content-addressed blob ("sha256:<hex>").
-func BlobKey(digest string) string {
-	alg, hex, _ := strings.Cut(digest, ":")
-	if len(hex) < 2 {
-		return "blobs/" + alg + "/" + hex
-	}
-	return "blobs/" + alg + "/" + hex[:2] + "/" + hex
-}
-
 // ValidKey reports whether key is a well-formed storage key.
 func ValidKey(key string) bool {
 	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") {
