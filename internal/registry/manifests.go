@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
@@ -49,7 +50,10 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 // onDemandManifest asks the Backend for an on-demand name's tag (which may
 // build the image). The answer is cached for the cache's TTL, per name,
 // tag and Accept header, so a package set that moves on is seen after at
-// most the TTL.
+// most the TTL. Concurrent misses share one Backend call, and a hit in the
+// second half of the TTL refreshes the entry in the background, so a tag
+// under steady load never expires in the middle of the traffic (what is
+// served is still never older than the TTL).
 func (h *handler) onDemandManifest(r *http.Request, rt route) (*cachedManifest, error) {
 	now := h.now()
 	var accept string
@@ -60,26 +64,56 @@ func (h *handler) onDemandManifest(r *http.Request, rt route) (*cachedManifest, 
 	}
 	key := refKey{kind: refOnDemand, name: rt.name, ref: rt.ref, accept: accept}
 	if ref, ok := h.cache.ref(key, now); ok {
+		if now.After(ref.refreshAt) {
+			h.refreshOnDemand(r, rt, key, false)
+		}
 		return ref.m, nil
 	}
-	bm, err := h.backend.Manifest(r.Context(), rt.name, rt.ref, ParseAccept(r.Header.Values("Accept")))
-	if err != nil {
-		return nil, err
-	}
-	if bm.Digest == "" {
-		sum := sha256.Sum256(bm.Body)
-		bm.Digest = "sha256:" + hex.EncodeToString(sum[:])
-	}
-	if bm.MediaType == "" {
-		mt, err := detectManifest(bm.Body)
+	return h.refreshOnDemand(r, rt, key, true)
+}
+
+// refreshOnDemand asks the Backend for key once however many requests ask
+// at the same time, and caches the answer. With wait false it returns at
+// once and the answer lands in the cache later.
+func (h *handler) refreshOnDemand(r *http.Request, rt route, key refKey, wait bool) (*cachedManifest, error) {
+	accept := ParseAccept(r.Header.Values("Accept"))
+	ctx := context.WithoutCancel(r.Context()) // shared by every waiter
+	fkey := rt.name + "\x00" + rt.ref + "\x00" + key.accept
+	ch := h.flight.DoChan(fkey, func() (any, error) {
+		start := h.now()
+		bm, err := h.backend.Manifest(ctx, rt.name, rt.ref, accept)
 		if err != nil {
-			return nil, fmt.Errorf("registry: backend manifest for %s:%s: %w", rt.name, rt.ref, err)
+			return nil, err
 		}
-		bm.MediaType = mt
+		if bm.Digest == "" {
+			sum := sha256.Sum256(bm.Body)
+			bm.Digest = "sha256:" + hex.EncodeToString(sum[:])
+		}
+		if bm.MediaType == "" {
+			mt, err := detectManifest(bm.Body)
+			if err != nil {
+				return nil, fmt.Errorf("registry: backend manifest for %s:%s: %w", rt.name, rt.ref, err)
+			}
+			bm.MediaType = mt
+		}
+		m := h.cache.putManifest(newCachedManifest(bm.Body, bm.MediaType, bm.Digest)).withType(bm.MediaType)
+		// The answer was current when the call started: its TTL runs from
+		// then.
+		h.cache.putRef(key, cachedRef{digest: m.digest, mediaType: m.mediaType, m: m}, start)
+		return m, nil
+	})
+	if !wait {
+		return nil, nil
 	}
-	m := h.cache.putManifest(newCachedManifest(bm.Body, bm.MediaType, bm.Digest)).withType(bm.MediaType)
-	h.cache.putRef(key, cachedRef{digest: m.digest, mediaType: m.mediaType, m: m}, now)
-	return m, nil
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*cachedManifest), nil
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
 }
 
 // manifestByDigest reads a manifest from the store, or the cache. Any

@@ -68,6 +68,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"strata/internal/auth"
 	"strata/internal/storage"
 )
@@ -179,6 +181,7 @@ type handler struct {
 	uploadSem  chan struct{}
 	uploadMu   [64]sync.Mutex
 	cache      *cache
+	flight     singleflight.Group // on-demand tag lookups in progress
 	now        func() time.Time
 	access     *accessLog
 	metrics    Metrics

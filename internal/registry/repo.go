@@ -127,7 +127,8 @@ func (m *cachedManifest) withType(mediaType string) *cachedManifest {
 type cachedRef struct {
 	digest    string
 	mediaType string
-	m         *cachedManifest // on-demand tags: the manifest itself
+	m         *cachedManifest // the manifest itself, once read
+	refreshAt time.Time       // half the TTL: a hit after it may refresh the entry
 	expires   time.Time
 }
 
@@ -183,7 +184,7 @@ func (c *cache) putRef(k refKey, r cachedRef, now time.Time) {
 	if c.ttl <= 0 {
 		return
 	}
-	r.expires = now.Add(c.ttl)
+	r.refreshAt, r.expires = now.Add(c.ttl/2), now.Add(c.ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.refs) > 100000 {

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,5 +98,42 @@ func TestOnDemandTagCache(t *testing.T) {
 	}
 	if n := e.backend.numCalls(); n != 2 {
 		t.Fatalf("%d Backend calls after the TTL, want 2", n)
+	}
+}
+
+// TestOnDemandTagRefreshAhead: a hit in the second half of the TTL serves
+// the cached manifest and refreshes it in the background, so a package set
+// that moved on is seen before the entry would expire, without a request
+// ever waiting for the Backend on a warm tag.
+func TestOnDemandTagRefreshAhead(t *testing.T) {
+	const ttl = 2 * time.Second
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	e := newEnvWith(t, func(o *registry.Options) { o.RefCacheTTL = ttl; o.Now = clock.now })
+	v1 := []byte(ociManifest)
+	v2 := []byte(strings.Replace(ociManifest, `"layers":[]`, `"layers":[],"annotations":{"v":"2"}`, 1))
+	set := func(b []byte) {
+		e.backend.mu.Lock()
+		defer e.backend.mu.Unlock()
+		e.backend.manifests["hello:latest"] = registry.Manifest{Body: b}
+	}
+	get := func() string {
+		r, _ := e.do(t, "GET", "/v2/hello/manifests/latest", nil)
+		if r.StatusCode != 200 {
+			t.Fatalf("GET: %d", r.StatusCode)
+		}
+		return r.Header.Get("Docker-Content-Digest")
+	}
+	set(v1)
+	if d := get(); d != digestOf(v1) {
+		t.Fatalf("first GET: %s", d)
+	}
+	set(v2) // the package set moves on
+	clock.add(ttl/2 + time.Millisecond)
+	if d := get(); d != digestOf(v1) {
+		t.Fatalf("a hit in the second half of the TTL waited for the Backend: %s", d)
+	}
+	waitFor(t, func() bool { return get() == digestOf(v2) })
+	if n := e.backend.numCalls(); n != 2 {
+		t.Errorf("%d Backend calls, want 2 (the first and one refresh)", n)
 	}
 }

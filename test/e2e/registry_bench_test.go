@@ -20,7 +20,7 @@ import (
 
 // TestRegistryBench measures strata serve's pull hot path next to nginx
 // serving the same bytes as static files, with wrk (2 threads, 16
-// connections, 5 s per run), every server measured in each of three rounds:
+// connections, 3 s per run), every server measured in each of five rounds:
 // manifests by digest and by tag, of a pushed repository and of an
 // on-demand image, and a 1 MiB blob; CNCF distribution (docker-registry)
 // serves the pushed image too, for reference. It reports the median of the
@@ -141,9 +141,9 @@ http {
 		{"manifest by tag, on-demand", st + "/v2/hello/manifests/latest", ngx + "/v2/bench/manifests/ondemand", "", odAccept, 0.6, false},
 		{"blob 1 MiB", st + "/v2/pushed/bench/blobs/" + blob, ngx + "/v2/bench/blobs/" + blob, dh + "/v2/bench/blobs/" + blob, "", 0.9, true},
 	}
-	// Three rounds, each measuring every server in turn; the ratio to nginx
+	// Five rounds, each measuring every server in turn; the ratio to nginx
 	// is taken per round (measured seconds apart), then the median.
-	const rounds = 3
+	const rounds = 5
 	type series struct{ strata, nginx, dist, ratio []float64 }
 	res := make([]series, len(cases))
 	var peakRSS int64
@@ -172,7 +172,7 @@ http {
 		}
 		return fmt.Sprintf("%.0f req/s", v)
 	}
-	fmt.Printf("bench: registry pull hot path (wrk -t2 -c16 -d5s, median of %d rounds; ratio = median of per-round strata/nginx)\n", rounds)
+	fmt.Printf("bench: registry pull hot path (wrk -t2 -c16 -d3s, median of %d rounds; ratio = median of per-round strata/nginx)\n", rounds)
 	for j, c := range cases {
 		r := medianOf(res[j].ratio)
 		d := ""
@@ -219,10 +219,10 @@ var (
 	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 )
 
-// runWrk runs wrk for 5 s and returns requests/s and bytes/s.
+// runWrk runs wrk for 3 s and returns requests/s and bytes/s.
 func runWrk(t *testing.T, wrk, url, header string) (float64, float64) {
 	t.Helper()
-	args := []string{"-t2", "-c16", "-d5s", "--latency"}
+	args := []string{"-t2", "-c16", "-d3s", "--latency"}
 	if header != "" {
 		args = append(args, "-H", header)
 	}
