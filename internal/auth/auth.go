@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"strata/internal/errcode"
 )
 
 // Actions of the repository scope.
@@ -569,7 +571,7 @@ func tokenError(w http.ResponseWriter, status int, code string) {
 	w.WriteHeader(status)
 	var b bytes.Buffer
 	_ = json.NewEncoder(&b).Encode(map[string]any{"error": code,
-		"errors": []map[string]string{{"code": "UNAUTHORIZED", "message": code}}})
+		"errors": []map[string]string{{"code": string(errcode.Unauthorized), "message": code}}})
 	w.Write(b.Bytes())
 }
 

@@ -41,6 +41,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"strata/internal/closure"
+	"strata/internal/errcode"
 	"strata/internal/image"
 	"strata/internal/layer"
 	"strata/internal/layering"
@@ -216,11 +217,10 @@ func (e *PlatformError) Unwrap() error { return e.Err }
 
 // ErrorCode passes the underlying error's code through.
 func (e *PlatformError) ErrorCode() string {
-	var c interface{ ErrorCode() string }
-	if errors.As(e.Err, &c) {
-		return c.ErrorCode()
+	if c, ok := errcode.Of(e.Err); ok {
+		return string(c)
 	}
-	return "UNKNOWN"
+	return string(errcode.Unknown)
 }
 
 // NotConfiguredError is a request for a platform the server does not build.
@@ -235,7 +235,7 @@ func (e *NotConfiguredError) Error() string {
 }
 
 // ErrorCode is the distribution-spec code for an image that cannot exist here.
-func (e *NotConfiguredError) ErrorCode() string { return "MANIFEST_UNKNOWN" }
+func (e *NotConfiguredError) ErrorCode() string { return string(errcode.ManifestUnknown) }
 
 // Cached returns the stored result for s without building, and whether
 // there was one.

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"strata/internal/errcode"
 )
 
 // The errors of this package carry ErrorCode() (a distribution-spec error
@@ -27,7 +29,7 @@ func (e *InvalidNameError) Error() string {
 }
 
 // ErrorCode is the distribution-spec code of the error.
-func (e *InvalidNameError) ErrorCode() string { return "NAME_INVALID" }
+func (e *InvalidNameError) ErrorCode() string { return string(errcode.NameInvalid) }
 
 // HTTPStatus is the status the registry answers with.
 func (e *InvalidNameError) HTTPStatus() int { return 400 }
@@ -217,7 +219,7 @@ func (e *UnknownPackagesError) Cause() string {
 }
 
 // ErrorCode is the distribution-spec code of the error.
-func (e *UnknownPackagesError) ErrorCode() string { return "MANIFEST_UNKNOWN" }
+func (e *UnknownPackagesError) ErrorCode() string { return string(errcode.ManifestUnknown) }
 
 // HTTPStatus is the status the registry answers with.
 func (e *UnknownPackagesError) HTTPStatus() int { return 404 }
@@ -240,7 +242,7 @@ func (e *AmbiguousPackageError) Error() string {
 }
 
 // ErrorCode is the distribution-spec code of the error.
-func (e *AmbiguousPackageError) ErrorCode() string { return "MANIFEST_UNKNOWN" }
+func (e *AmbiguousPackageError) ErrorCode() string { return string(errcode.ManifestUnknown) }
 
 // HTTPStatus is the status the registry answers with.
 func (e *AmbiguousPackageError) HTTPStatus() int { return 404 }
@@ -289,7 +291,7 @@ func (e *PackageError) Error() string {
 }
 
 // ErrorCode is the distribution-spec code of the error.
-func (e *PackageError) ErrorCode() string { return "UNKNOWN" }
+func (e *PackageError) ErrorCode() string { return string(errcode.Unknown) }
 
 // HTTPStatus is the status the registry answers with.
 func (e *PackageError) HTTPStatus() int { return 400 }
@@ -341,7 +343,7 @@ func (e *BuildError) Error() string {
 func (e *BuildError) Unwrap() error { return e.Err }
 
 // ErrorCode is the distribution-spec code of the error.
-func (e *BuildError) ErrorCode() string { return "UNKNOWN" }
+func (e *BuildError) ErrorCode() string { return string(errcode.Unknown) }
 
 // HTTPStatus is the status the registry answers with.
 func (e *BuildError) HTTPStatus() int {
@@ -407,4 +409,4 @@ func (e *EvalError) Error() string {
 func (e *EvalError) Unwrap() error { return e.Err }
 
 // ErrorCode is the distribution-spec code of the error.
-func (e *EvalError) ErrorCode() string { return "UNKNOWN" }
+func (e *EvalError) ErrorCode() string { return string(errcode.Unknown) }

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"strata/internal/errcode"
 )
 
 // Revision identifies the package set at ref ("" or "latest" is the
@@ -150,7 +152,7 @@ func (e *UnknownRefError) Error() string {
 }
 
 // ErrorCode is the distribution-spec code of the error.
-func (e *UnknownRefError) ErrorCode() string { return "MANIFEST_UNKNOWN" }
+func (e *UnknownRefError) ErrorCode() string { return string(errcode.ManifestUnknown) }
 
 // HTTPStatus is the status the registry answers with.
 func (e *UnknownRefError) HTTPStatus() int { return 404 }

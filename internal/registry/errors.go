@@ -7,34 +7,33 @@ import (
 	"net/http"
 	"slices"
 
+	"strata/internal/errcode"
 	"strata/internal/storage"
 )
 
-// ErrorCode is an error code of the OCI distribution spec v1.1 (plus UNKNOWN
-// and the few non-spec codes listed in the table).
-type ErrorCode string
+// ErrorCode is an error code as the registry answers it: an errcode.Code
+// with the HTTP status of this package's table (the codes themselves are
+// defined in internal/errcode, which knows no HTTP).
+type ErrorCode errcode.Code
 
-// The error codes of the distribution spec, and UNKNOWN.
+// The codes the handlers use, by their registry names.
 const (
-	CodeBlobUnknown         ErrorCode = "BLOB_UNKNOWN"
-	CodeBlobUploadInvalid   ErrorCode = "BLOB_UPLOAD_INVALID"
-	CodeBlobUploadUnknown   ErrorCode = "BLOB_UPLOAD_UNKNOWN"
-	CodeDigestInvalid       ErrorCode = "DIGEST_INVALID"
-	CodeManifestBlobUnknown ErrorCode = "MANIFEST_BLOB_UNKNOWN"
-	CodeManifestInvalid     ErrorCode = "MANIFEST_INVALID"
-	CodeManifestUnknown     ErrorCode = "MANIFEST_UNKNOWN"
-	CodeNameInvalid         ErrorCode = "NAME_INVALID"
-	CodeNameUnknown         ErrorCode = "NAME_UNKNOWN"
-	CodeSizeInvalid         ErrorCode = "SIZE_INVALID"
-	CodeUnauthorized        ErrorCode = "UNAUTHORIZED"
-	CodeDenied              ErrorCode = "DENIED"
-	CodeUnsupported         ErrorCode = "UNSUPPORTED"
-	CodeTooManyRequests     ErrorCode = "TOOMANYREQUESTS"
-	CodeUnknown             ErrorCode = "UNKNOWN"
-
-	// CodePaginationNumberInvalid is not in the spec; CNCF distribution
-	// answers it for a bad "n" on tags/list.
-	CodePaginationNumberInvalid ErrorCode = "PAGINATION_NUMBER_INVALID"
+	CodeBlobUnknown             = ErrorCode(errcode.BlobUnknown)
+	CodeBlobUploadInvalid       = ErrorCode(errcode.BlobUploadInvalid)
+	CodeBlobUploadUnknown       = ErrorCode(errcode.BlobUploadUnknown)
+	CodeDigestInvalid           = ErrorCode(errcode.DigestInvalid)
+	CodeManifestBlobUnknown     = ErrorCode(errcode.ManifestBlobUnknown)
+	CodeManifestInvalid         = ErrorCode(errcode.ManifestInvalid)
+	CodeManifestUnknown         = ErrorCode(errcode.ManifestUnknown)
+	CodeNameInvalid             = ErrorCode(errcode.NameInvalid)
+	CodeNameUnknown             = ErrorCode(errcode.NameUnknown)
+	CodeSizeInvalid             = ErrorCode(errcode.SizeInvalid)
+	CodeUnauthorized            = ErrorCode(errcode.Unauthorized)
+	CodeDenied                  = ErrorCode(errcode.Denied)
+	CodeUnsupported             = ErrorCode(errcode.Unsupported)
+	CodeTooManyRequests         = ErrorCode(errcode.TooManyRequests)
+	CodeUnknown                 = ErrorCode(errcode.Unknown)
+	CodePaginationNumberInvalid = ErrorCode(errcode.PaginationNumberInvalid)
 )
 
 type codeInfo struct {
@@ -164,9 +163,8 @@ func mapError(err error) (e *Error, internal bool) {
 	if errors.As(err, &re) {
 		return re, false
 	}
-	var coder interface{ ErrorCode() string }
-	if errors.As(err, &coder) {
-		code := ErrorCode(coder.ErrorCode())
+	if c, ok := errcode.Of(err); ok {
+		code := ErrorCode(c)
 		if !code.Known() {
 			code = CodeUnknown
 		}

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"strata/internal/errcode"
 )
 
 // Meta-package names.
@@ -73,7 +75,7 @@ func (e *Error) Error() string {
 }
 
 // ErrorCode is the distribution-spec error code for a malformed name.
-func (e *Error) ErrorCode() string { return "NAME_INVALID" }
+func (e *Error) ErrorCode() string { return string(errcode.NameInvalid) }
 
 // Parse parses a repository name and a tag. An empty tag means "latest".
 func Parse(name, tag string) (Spec, error) {
