@@ -23,8 +23,13 @@ mods=()
 while IFS= read -r modfile; do mods+=("$modfile"); done < <(find "$root" -name go.mod -not -path '*/.cache/*' -not -path '*/testdata/*' -not -path '*/.git/*' | sort)
 for i in "${!mods[@]}"; do
 	(
-		dir=$(dirname "${mods[$i]}")
+		# A copy of go.mod and go.sum: -mod=mod may add go.sum lines, and
+		# the checked tree must not change.
 		cache=$tmp/m$i
+		dir=$cache/module
+		mkdir -p "$dir"
+		cp "${mods[$i]}" "$dir/go.mod"
+		cp "$(dirname "${mods[$i]}")/go.sum" "$dir/go.sum" 2>/dev/null || true
 		if ! out=$(cd "$dir" && env GOMODCACHE="$cache/mod" GOPATH="$cache/gopath" GOCACHE="$cache/cache" GOFLAGS=-mod=mod timeout 300 go list -m all 2>&1 >/dev/null); then
 			why=$(grep -m1 -E 'not available|40[34]|410|unknown revision|invalid version|verifying|missing' <<<"$out")
 			echo "${mods[$i]#"$root"/}: ${why:-$(tail -n1 <<<"$out")}" >"$tmp/refused.$i"
