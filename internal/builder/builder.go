@@ -237,20 +237,6 @@ func (e *NotConfiguredError) Error() string {
 // ErrorCode is the distribution-spec code for an image that cannot exist here.
 func (e *NotConfiguredError) ErrorCode() string { return string(errcode.ManifestUnknown) }
 
-// Cached returns the stored result for s without building, and whether
-// there was one.
-func (b *Builder) Cached(ctx context.Context, s spec.Spec) (Result, bool, error) {
-	key, _, err := b.imageKey(ctx, s)
-	if err != nil {
-		return Result{}, false, err
-	}
-	r, err := b.loadResult(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return Result{}, false, nil
-	}
-	return r, err == nil, err
-}
-
 // Build returns the image for s, building it if it is not stored yet.
 // Concurrent calls for the same image run one build.
 func (b *Builder) Build(ctx context.Context, s spec.Spec) (Result, error) {

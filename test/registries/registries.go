@@ -9,7 +9,6 @@
 package registries
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -317,13 +316,4 @@ func (d *Distribution) Sync(t testing.TB) {
 // markers.
 func (d *Distribution) Mutations(n int) []Request {
 	return Filter(d.Log.Since(n), Request.Mutating)
-}
-
-// DumpLog writes the access log to the test log (for failures).
-func (d *Distribution) DumpLog(t testing.TB) {
-	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(d.Log.Raw()))
-	for sc.Scan() {
-		t.Log(sc.Text())
-	}
 }
