@@ -10,13 +10,42 @@ import (
 
 // accessLog writes the access log as JSON lines in exactly the shape of
 // slog's JSON handler ({"time","level","msg":"request","method","path",
-// "status","bytes","duration","remote"}), encoded by hand into a pooled
-// buffer and written with one Write per line. slog's generic encoder costs
-// several microseconds a request, more than the rest of a cached manifest
-// GET.
+// "status","bytes","duration","remote"}), encoded by hand (slog's generic
+// encoder costs several microseconds a request, more than the rest of a
+// cached manifest GET).
+//
+// Lines are group-committed: a request appends its line to a shared buffer
+// and wakes a writer goroutine, which writes everything waiting in one
+// Write. An idle server's line goes out at once; under load, one write
+// system call carries many lines instead of one per request. Past
+// maxPending bytes waiting, a request writes itself (back-pressure).
 type accessLog struct {
-	mu sync.Mutex
-	w  io.Writer
+	w    io.Writer
+	kick chan struct{}
+
+	mu      sync.Mutex
+	pending []byte
+}
+
+const maxPending = 1 << 20
+
+func newAccessLog(w io.Writer) *accessLog {
+	l := &accessLog{w: w, kick: make(chan struct{}, 1)}
+	go l.run()
+	return l
+}
+
+// run writes the waiting lines whenever there are some.
+func (l *accessLog) run() {
+	var out []byte
+	for range l.kick {
+		l.mu.Lock()
+		out, l.pending = l.pending, out[:0]
+		l.mu.Unlock()
+		if len(out) > 0 {
+			_, _ = l.w.Write(out)
+		}
+	}
 }
 
 var logBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -40,8 +69,17 @@ func (l *accessLog) write(now time.Time, method, path string, status int, bytes 
 	b = appendJSONString(b, remote)
 	b = append(b, "}\n"...)
 	l.mu.Lock()
-	_, _ = l.w.Write(b)
+	if len(l.pending) > maxPending {
+		// The writer is behind: write with the lock held, in order.
+		_, _ = l.w.Write(l.pending)
+		l.pending = l.pending[:0]
+	}
+	l.pending = append(l.pending, b...)
 	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default: // the writer is awake already and will see this line
+	}
 	*bp = b
 	logBufs.Put(bp)
 }

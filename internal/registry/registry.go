@@ -216,7 +216,7 @@ func New(opts Options) http.Handler {
 	h.autoMount = h.auth == nil || h.auth.AnonymousPull()
 	h.metrics = opts.Metrics
 	if opts.AccessLog != nil {
-		h.access = &accessLog{w: opts.AccessLog}
+		h.access = newAccessLog(opts.AccessLog)
 	}
 	h.routes[routeBase] = map[string]handlerFunc{
 		http.MethodGet:  h.base,
