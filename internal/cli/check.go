@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -395,9 +396,7 @@ func checkImages(names, files, publishCfgs []string, platform string) ([]checkIm
 }
 
 func uniqueSorted(s []string) []string {
-	s = unique(s)
-	sort.Strings(s)
-	return s
+	return slices.Compact(slices.Sorted(slices.Values(s)))
 }
 
 func unique(s []string) []string {

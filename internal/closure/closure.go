@@ -6,6 +6,7 @@ package closure
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -130,13 +131,8 @@ func (g *Graph) TotalSize() int64 {
 	return n
 }
 
+// sortedUnique sorts s in place and returns it without duplicates.
 func sortedUnique(s []string) []string {
-	sort.Strings(s)
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
+	slices.Sort(s)
+	return slices.Compact(s)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,7 +79,7 @@ func GenerateCorpus(seed uint64) *Corpus {
 		for i := 0; i < k && len(jup) > 0; i++ {
 			deps = append(deps, jup[rng.next()%uint64(len(jup))])
 		}
-		add(name, fmt.Sprintf("%d.%d.%d", 1+rng.next()%4, rng.next()%20, rng.next()%10), 300, uniq(deps))
+		add(name, fmt.Sprintf("%d.%d.%d", 1+rng.next()%4, rng.next()%20, rng.next()%10), 300, slices.Compact(slices.Sorted(slices.Values(deps))))
 		jup = append(jup, name)
 	}
 	add("python3.11-jupyter-server", "2.14.1", 2500, append([]string{"python3", "python3.11-tornado", "python3.11-pyzmq", "python3.11-jinja2", "python3.11-traitlets"}, jup...))
@@ -182,17 +183,6 @@ func GenerateCorpus(seed uint64) *Corpus {
 		panic(err)
 	}
 	return c
-}
-
-func uniq(s []string) []string {
-	sort.Strings(s)
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // bumpVersion increments the last number of a version.
