@@ -6,7 +6,7 @@
 //
 // A domain error carries its code with a method ErrorCode() string that
 // returns string(one of these constants); Of finds it in an error chain.
-// No other file spells a code (errcode_test.go checks it).
+// No other file spells a code (test/arch checks it).
 package errcode
 
 import (

@@ -6,7 +6,7 @@ import (
 )
 
 // The key layout: every key prefix strata reads or writes is named in this
-// file and nowhere else (paths_test.go checks that no other non-test file
+// file and nowhere else (test/arch checks that no other non-test file
 // spells one), as distribution's registry/storage/paths.go does.
 //
 //	blobs/<alg>/<hex[:2]>/<hex>                     content-addressed bytes (BlobKey)

@@ -1,12 +1,6 @@
 package storage_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"io/fs"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -70,78 +64,5 @@ func TestRepoKey(t *testing.T) {
 	}
 	if _, _, _, ok := storage.RepoKey("repos/pushed/a/other"); ok {
 		t.Error("RepoKey accepted a key of no known kind")
-	}
-}
-
-// keyPrefixes are the beginnings of storage keys that only paths.go may
-// spell.
-var keyPrefixes = []string{
-	"blobs/", "cache/", "repos/", "uploads/", "nixcache/", "readyz/", "images/",
-	"_locks", "_staging", "_tags", "_manifests", "_blobs", "_referrers",
-	"/_tags", "/_manifests", "/_blobs", "/_referrers",
-}
-
-// notKeys are literals outside paths.go that begin like a key but are not
-// one: file (relative to the module root) → literal → why.
-var notKeys = map[string]map[string]string{
-	"internal/registry/route.go": {"uploads/": "the distribution API's URL path /v2/<name>/blobs/uploads/"},
-}
-
-// TestKeyPrefixesSpelledOnce checks that no non-test Go file of the module
-// other than paths.go spells a storage key prefix as a string literal.
-func TestKeyPrefixesSpelledOnce(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	files := 0
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			// storagetest is the backends' suite: its keys are sample data.
-			if strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "tools" || rel == "internal/storage/storagetest" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(rel, ".go") || strings.HasSuffix(rel, "_test.go") || rel == "internal/storage/paths.go" {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
-		files++
-		ast.Inspect(f, func(n ast.Node) bool {
-			lit, ok := n.(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
-				return true
-			}
-			s, err := strconv.Unquote(lit.Value)
-			if err != nil {
-				return true
-			}
-			for _, p := range keyPrefixes {
-				if strings.HasPrefix(s, p) {
-					if _, ok := notKeys[rel][s]; !ok {
-						t.Errorf("%s: the key prefix %q is spelled outside internal/storage/paths.go: use its layout function", fset.Position(lit.Pos()), s)
-					}
-					break
-				}
-			}
-			return true
-		})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if files < 50 {
-		t.Fatalf("read %d files under %s: the walk missed the module's sources", files, root)
 	}
 }
