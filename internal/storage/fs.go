@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -330,49 +329,28 @@ func (s *FS) Move(ctx context.Context, from, to string) error {
 
 // fsWriter is a staged write to a temporary file.
 type fsWriter struct {
-	s    *FS
-	mu   sync.Mutex
-	f    stagedFile
-	size int64
-	err  error // first write error; sticky
-	done bool  // committed or cancelled
+	staging
+	s *FS
+	f stagedFile
 }
-
-var errWriterDone = errors.New("storage: writer already committed or cancelled")
 
 func (w *fsWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
-		return 0, errWriterDone
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	n, err := w.f.Write(p)
-	w.size += int64(n)
-	if err != nil {
-		w.err = fmt.Errorf("storage: write staging file: %w", err)
-		return n, w.err
-	}
-	return n, nil
-}
-
-func (w *fsWriter) Size() int64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.size
+	return w.write(p, func(p []byte) (int, error) {
+		n, err := w.f.Write(p)
+		if err != nil {
+			return n, fmt.Errorf("storage: write staging file: %w", err)
+		}
+		return n, nil
+	})
 }
 
 // Commit implements Writer. On any failure the staging file is removed and
 // nothing is visible under key.
 func (w *fsWriter) Commit(ctx context.Context, key string) (err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
+	if !w.finish() {
 		return errWriterDone
 	}
-	w.done = true
+	defer w.mu.Unlock()
 	tmp := w.f.Name()
 	closed := false
 	defer func() {
@@ -419,12 +397,10 @@ func (w *fsWriter) Commit(ctx context.Context, key string) (err error) {
 
 // Cancel implements Writer.
 func (w *fsWriter) Cancel(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
+	if !w.finish() {
 		return nil
 	}
-	w.done = true
+	defer w.mu.Unlock()
 	w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("storage: cancel: %w", err)

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -552,55 +551,39 @@ func (s *S3) cleanStaging(ctx context.Context, cutoff time.Time) error {
 
 // s3Writer is a staged write: in memory, then in a temporary file.
 type s3Writer struct {
-	s    *S3
-	mu   sync.Mutex
-	buf  []byte
-	f    *os.File
-	size int64
-	err  error // first write error; sticky
-	done bool
+	staging
+	s   *S3
+	buf []byte
+	f   *os.File
 }
 
 func (w *s3Writer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
-		return 0, errWriterDone
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
+	return w.write(p, w.stage)
+}
+
+// stage keeps p in memory up to stageMemLimit bytes, and in a temporary
+// file from there on.
+func (w *s3Writer) stage(p []byte) (int, error) {
 	if w.f == nil && len(w.buf)+len(p) <= stageMemLimit {
 		w.buf = append(w.buf, p...)
-		w.size += int64(len(p))
 		return len(p), nil
 	}
 	if w.f == nil {
 		f, err := os.CreateTemp(w.s.tempDir, tempPattern)
 		if err != nil {
-			w.err = fmt.Errorf("storage: s3: create staging file: %w", err)
-			return 0, w.err
+			return 0, fmt.Errorf("storage: s3: create staging file: %w", err)
 		}
 		w.f = f
 		if _, err := f.Write(w.buf); err != nil {
-			w.err = fmt.Errorf("storage: s3: write staging file: %w", err)
-			return 0, w.err
+			return 0, fmt.Errorf("storage: s3: write staging file: %w", err)
 		}
 		w.buf = nil
 	}
 	n, err := w.f.Write(p)
-	w.size += int64(n)
 	if err != nil {
-		w.err = fmt.Errorf("storage: s3: write staging file: %w", err)
-		return n, w.err
+		return n, fmt.Errorf("storage: s3: write staging file: %w", err)
 	}
 	return n, nil
-}
-
-func (w *s3Writer) Size() int64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.size
 }
 
 // release drops the staged bytes.
@@ -616,12 +599,10 @@ func (w *s3Writer) release() {
 // Commit implements Writer: one PUT (multipart above the part size) to
 // the final key.
 func (w *s3Writer) Commit(ctx context.Context, key string) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
+	if !w.finish() {
 		return errWriterDone
 	}
-	w.done = true
+	defer w.mu.Unlock()
 	defer w.release()
 	obj, err := w.s.object(key)
 	if err != nil {
@@ -652,12 +633,10 @@ func (w *s3Writer) Commit(ctx context.Context, key string) error {
 
 // Cancel implements Writer.
 func (w *s3Writer) Cancel(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
+	if !w.finish() {
 		return nil
 	}
-	w.done = true
+	defer w.mu.Unlock()
 	w.release()
 	return nil
 }
