@@ -49,7 +49,8 @@
 // on, after at most the TTL too. Blobs are served from the *os.File the
 // store opens, so http.ServeContent reaches the connection's sendfile.
 // Options.AccessLog writes the access log with a hand-rolled encoder, as
-// slog's costs more than the rest of the request.
+// slog's costs more than the rest of the request, and group-commits it, so
+// a busy server does not make a write system call per request.
 //
 // Access control (Options.Auth, package auth): GET and HEAD need pull,
 // uploads and manifest PUT need push (and pull on a mount's source),
@@ -120,7 +121,9 @@ type Options struct {
 	MaxConcurrentUploads int
 	// AccessLog, when set, receives the access log as JSON lines in the
 	// shape of slog's JSON handler (msg "request"), written by a fast
-	// encoder, instead of through Log. Default nil: through Log.
+	// encoder and group-committed (the lines waiting go out in one Write,
+	// by a goroutine of the handler), instead of through Log. Default nil:
+	// through Log.
 	AccessLog io.Writer
 	// RefCacheTTL is how long a resolved reference is cached in memory: a
 	// pushed repository's tags and links (writes through this handler drop
