@@ -368,11 +368,10 @@ func (g *gc) sweepBlobs() error {
 		return fmt.Errorf("registry: gc: list blobs: %w", err)
 	}
 	for _, k := range keys {
-		parts := strings.Split(k, "/")
-		if len(parts) != 4 {
+		d, ok := storage.BlobKeyDigest(k)
+		if !ok {
 			continue
 		}
-		d := parts[1] + ":" + parts[3]
 		if g.live[d] {
 			g.rep.LiveBlobs++
 			continue

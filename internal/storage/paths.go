@@ -69,6 +69,17 @@ func BlobKey(digest string) string {
 	return BlobsPrefix + alg + "/" + hex[:2] + "/" + hex
 }
 
+// BlobKeyDigest is the digest of the blob stored under key (a key
+// BlobKey made for a digest with at least two hex digits), and whether key
+// is such a key.
+func BlobKeyDigest(key string) (string, bool) {
+	parts := strings.Split(key, "/")
+	if len(parts) != 4 || parts[0]+"/" != BlobsPrefix {
+		return "", false
+	}
+	return parts[1] + ":" + parts[3], true
+}
+
 // ImageRecordKey is the key of the record of the image with cache key key.
 func ImageRecordKey(key string) string { return ImagesPrefix + key + ".json" }
 

@@ -49,6 +49,17 @@ func TestKeyLayout(t *testing.T) {
 	}
 }
 
+func TestBlobKeyDigest(t *testing.T) {
+	if d, ok := storage.BlobKeyDigest(storage.BlobKey("sha256:abcdef")); !ok || d != "sha256:abcdef" {
+		t.Errorf("BlobKeyDigest(BlobKey(sha256:abcdef)) = %q, %v", d, ok)
+	}
+	for _, k := range []string{"blobs/sha256/a", "cache/images/x/y/z", "blobs/sha256/ab/abcd/e"} {
+		if d, ok := storage.BlobKeyDigest(k); ok {
+			t.Errorf("BlobKeyDigest(%q) = %q, true; want false", k, d)
+		}
+	}
+}
+
 func TestRepoKey(t *testing.T) {
 	cases := []struct{ key, name, kind, tail string }{
 		{storage.RepoTagKey("pushed/a/b", "v1"), "pushed/a/b", storage.RepoTags, "v1"},
