@@ -24,7 +24,7 @@ func layerMap(t *testing.T) map[string]int {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	row := regexp.MustCompile("^\\| (\\d+) \\| (.*) \\|$")
+	row := regexp.MustCompile(`^\| (\d+) \| (.*) \|$`)
 	name := regexp.MustCompile("`([^`]+)`")
 	layers := map[string]int{}
 	in := false
