@@ -227,29 +227,7 @@ func BenchmarkPackVsPigz(b *testing.B) {
 		}
 	}
 	procs := runtime.GOMAXPROCS(0)
-	dir := tree.root
-	if dir == "" {
-		dir = "/"
-	}
-	args := []string{"-c", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@1", "-C", dir}
-	for _, p := range tree.paths {
-		args = append(args, strings.TrimPrefix(p, "/"))
-	}
-	var quoted []string
-	for _, a := range args {
-		quoted = append(quoted, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
-	}
-	script := fmt.Sprintf("set -o pipefail; tar %s | pigz -6 -p %d", strings.Join(quoted, " "), procs)
-	runPigz := func() int64 {
-		var c countWriter
-		cmd := exec.Command("bash", "-c", script)
-		cmd.Stdout = &c
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("tar | pigz: %v", err)
-		}
-		return c.n.Load()
-	}
+	runPigz := peerPipeline(b, tree, fmt.Sprintf("pigz -6 -p %d", procs))
 	packTree(b, tree, Gzip, io.Discard) // warm the page cache
 
 	var strataTime, pigzTime time.Duration
@@ -299,29 +277,7 @@ func BenchmarkPackVsZstd(b *testing.B) {
 			b.Fatalf("%s is not installed: run scripts/deps.sh bench", tool)
 		}
 	}
-	dir := tree.root
-	if dir == "" {
-		dir = "/"
-	}
-	args := []string{"-c", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@1", "-C", dir}
-	for _, p := range tree.paths {
-		args = append(args, strings.TrimPrefix(p, "/"))
-	}
-	var quoted []string
-	for _, a := range args {
-		quoted = append(quoted, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
-	}
-	script := fmt.Sprintf("set -o pipefail; tar %s | zstd -q -T0 -%d -c", strings.Join(quoted, " "), DefaultZstdLevel)
-	runPeer := func() int64 {
-		var c countWriter
-		cmd := exec.Command("bash", "-c", script)
-		cmd.Stdout = &c
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("tar | zstd: %v", err)
-		}
-		return c.n.Load()
-	}
+	runPeer := peerPipeline(b, tree, fmt.Sprintf("zstd -q -T0 -%d -c", DefaultZstdLevel))
 	packTree(b, tree, Zstd, io.Discard) // warm the page cache
 
 	var strataTime, peerTime time.Duration
@@ -366,5 +322,34 @@ func BenchmarkWriteStorePaths(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// peerPipeline returns a function that runs `tar -c --sort=name ... |
+// COMPRESS` on tree's store paths, as the peers of the packing benchmarks
+// do, and returns the size of its output.
+func peerPipeline(b *testing.B, tree benchTree, compress string) func() int64 {
+	dir := tree.root
+	if dir == "" {
+		dir = "/"
+	}
+	args := []string{"-c", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@1", "-C", dir}
+	for _, p := range tree.paths {
+		args = append(args, strings.TrimPrefix(p, "/"))
+	}
+	var quoted []string
+	for _, a := range args {
+		quoted = append(quoted, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+	}
+	script := "set -o pipefail; tar " + strings.Join(quoted, " ") + " | " + compress
+	return func() int64 {
+		var c countWriter
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Stdout = &c
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("tar | %s: %v", compress, err)
+		}
+		return c.n.Load()
 	}
 }
