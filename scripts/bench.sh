@@ -3,6 +3,7 @@
 # Machines are noisy: each benchmark reports medians over several rounds and
 # ratios against a peer measured in the same run, never one absolute time.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/nix-env.sh"
 cd "$(dirname "$0")/.."
 export PATH="$(go env GOPATH)/bin:$PATH"
 export STRATA_BENCH=1

@@ -27,6 +27,7 @@ if [ $# -ne 1 ]; then
   exit 2
 fi
 start=$EPOCHREALTIME
+. "$(dirname "${BASH_SOURCE[0]}")/nix-env.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 mkdir -p "$1"

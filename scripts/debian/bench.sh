@@ -11,6 +11,7 @@
 #
 # Medians over STRATA_BENCH_ROUNDS rounds (default 3), ratios in the same run.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../nix-env.sh"
 cd "$(dirname "$0")/../.."
 rounds=${STRATA_BENCH_ROUNDS:-3}
 out=${BENCH_OUT:-.cache/bench}
