@@ -273,22 +273,7 @@ func Generate(s Shape, seed uint64) *Corpus {
 	}
 	// The mixed update: Spread packages that images hold, from every level
 	// but the base.
-	used := make(map[string]bool)
-	var mark func(p string)
-	mark = func(p string) {
-		if used[p] {
-			return
-		}
-		used[p] = true
-		for _, r := range c.Paths[p].References {
-			mark(r)
-		}
-	}
-	for _, im := range c.Images {
-		for _, r := range im.Roots {
-			mark(r)
-		}
-	}
+	used := c.needed()
 	var cands []int
 	for id := 1; id < n; id++ {
 		if used[before[id]] {
@@ -313,8 +298,9 @@ func Generate(s Shape, seed uint64) *Corpus {
 	return c
 }
 
-// prune drops the paths no image needs, before or after the update.
-func (c *Corpus) prune() {
+// needed is the set of paths in the closure of some image's roots, and of
+// the updated versions of those roots.
+func (c *Corpus) needed() map[string]bool {
 	keep := make(map[string]bool)
 	var visit func(p string)
 	visit = func(p string) {
@@ -334,6 +320,12 @@ func (c *Corpus) prune() {
 			}
 		}
 	}
+	return keep
+}
+
+// prune drops the paths no image needs, before or after the update.
+func (c *Corpus) prune() {
+	keep := c.needed()
 	for p := range c.Paths {
 		if !keep[p] {
 			delete(c.Paths, p)
