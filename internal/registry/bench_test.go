@@ -115,6 +115,7 @@ func (s *syncBuffer) String() string {
 // warm (the writer and its header map are reused here, as net/http reuses
 // its own per connection).
 func TestCachedManifestGETAllocations(t *testing.T) {
+	const maxRaceAllocs = 1
 	now := time.Unix(1_800_000_000, 0) // a fixed clock: the cached references never expire here
 	e := newEnvWith(t, func(o *registry.Options) {
 		o.PushPrefix = "x"
@@ -137,8 +138,14 @@ func TestCachedManifestGETAllocations(t *testing.T) {
 		req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
 		w := &discardWriter{h: http.Header{}}
 		e.handler.ServeHTTP(w, req) // warm the caches
-		if n := testing.AllocsPerRun(100, func() { e.handler.ServeHTTP(w, req) }); n > 0 {
+		n := testing.AllocsPerRun(100, func() { e.handler.ServeHTTP(w, req) })
+		switch {
+		case !raceEnabled && n > 0:
 			t.Errorf("GET %s: %.1f allocations per request, want 0", path, n)
+		case raceEnabled && n > maxRaceAllocs:
+			// Under -race only the pools' random drops may allocate;
+			// make test runs this test without -race too, for the zero.
+			t.Errorf("GET %s: %.1f allocations per request under -race, want at most %d", path, n, maxRaceAllocs)
 		}
 	}
 }
