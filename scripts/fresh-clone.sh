@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fresh-clone rehearsal: the README's two commands as a new user runs
 # them. Clones HEAD into a new temporary folder and, with new empty HOME,
-# GOPATH, GOMODCACHE and GOCACHE and a PATH of the Go toolchain and the
+# GOPATH, GOMODCACHE, GOCACHE and Nix configuration folder and a PATH of
+# the Go toolchain and the
 # system only:
 #   1. starts `make run` and waits until /v2/ answers,
 #   2. runs shell/hello with podman and checks that it prints hello,
@@ -24,9 +25,12 @@ echo "fresh-clone: $work (logs in $log)"
 
 git clone -q "$repo" "$work/strata"
 git -C "$work/strata" log --oneline -1
-mkdir -p "$work/home" "$work/gopath" "$work/gomodcache" "$work/gocache"
+mkdir -p "$work/home" "$work/gopath" "$work/gomodcache" "$work/gocache" "$work/nixconf"
+# NIX_CONF_DIR: an empty folder, so Nix runs as on a machine that has no
+# /etc/nix/nix.conf (Debian's nix-bin installs none).
 clean_env=(env -i
 	HOME="$work/home" GOPATH="$work/gopath" GOMODCACHE="$work/gomodcache" GOCACHE="$work/gocache"
+	NIX_CONF_DIR="$work/nixconf"
 	PATH="$(dirname "$(command -v go)"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	TERM=dumb LANG=C.UTF-8)
 
