@@ -2,8 +2,7 @@
 # The fresh-clone rehearsal: the README's two commands as a new user runs
 # them. Clones HEAD into a new temporary folder and, with new empty HOME,
 # GOPATH, GOMODCACHE, GOCACHE and Nix configuration folder and a PATH of
-# the Go toolchain and the
-# system only:
+# the Go toolchain and the system only:
 #   1. starts `make run` and waits until /v2/ answers,
 #   2. runs shell/hello with podman and checks that it prints hello,
 #   3. stops the server,
