@@ -338,7 +338,10 @@ func (b *Builder) imageKey(ctx context.Context, s spec.Spec) (key, rev string, e
 		Compression layer.Compression
 		Level       int
 		MTime       int64
-	}{2, rev, s.Name(), plats, s.Platform != "", b.opts.MaxLayers, b.opts.Strategy.Name(), b.opts.Compression, b.opts.Level, b.opts.MTime.Unix()}
+		// StrategyData identifies the package-set data the strategy
+		// groups with; empty (and absent from the key) without any.
+		StrategyData string `json:",omitempty"`
+	}{2, rev, s.Name(), plats, s.Platform != "", b.opts.MaxLayers, b.opts.Strategy.Name(), b.opts.Compression, b.opts.Level, b.opts.MTime.Unix(), layering.FingerprintOf(b.opts.Strategy)}
 	return hashJSON(k), rev, nil
 }
 

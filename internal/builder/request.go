@@ -177,7 +177,10 @@ func (b *Builder) requestKey(ctx context.Context, req Request) (key, rev string,
 		Compression layer.Compression
 		Level       int
 		MTime       int64
-	}{3, rev, req, plats, b.budget(req), b.opts.Strategy.Name(), b.opts.Compression, b.opts.Level, b.opts.MTime.Unix()}
+		// StrategyData identifies the package-set data the strategy
+		// groups with; empty (and absent from the key) without any.
+		StrategyData string `json:",omitempty"`
+	}{3, rev, req, plats, b.budget(req), b.opts.Strategy.Name(), b.opts.Compression, b.opts.Level, b.opts.MTime.Unix(), layering.FingerprintOf(b.opts.Strategy)}
 	return hashJSON(k), rev, nil
 }
 

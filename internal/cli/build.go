@@ -46,6 +46,7 @@ type buildOptions struct {
 	outputs     []string // default none (build into the cache only)
 	jsonOut     bool     // default false
 	strategy    string
+	packageSet  string // --package-set: a corpus file whose statistics configure the strategy; default none
 	nixDB       bool
 	verbose     bool   // --log-level given: show the builder's logs
 	sbom        bool   // attach the SBOM to oci: and registry outputs; default true
@@ -104,6 +105,7 @@ evaluates to one (-f image.nix, optionally --nix-attr ATTR; or --flake REF
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image, repeatable: oci:DIR[:TAG], docker-archive:FILE[:REF] or REGISTRY/REPO:TAG (default none: build into the cache only)")
 	f.BoolVar(&o.jsonOut, "json", false, "print a machine-readable result on stdout (default false)")
 	f.StringVar(&o.strategy, "strategy", "", "layering strategy: "+strings.Join(layering.Names(), ", ")+" (default strata)")
+	f.StringVar(&o.packageSet, "package-set", "", "a corpus file (the package set's paths and images, as strata layers reads) whose popularity and image sizes configure the layering strategy, as the layering benchmark measures it (default none: the strategy uses the image's closure alone)")
 	f.StringVar(&o.format, "format", "layers", "image format: layers (store paths packed into layers) or nix-snapshotter (store paths mounted by nix-snapshotter from the node's Nix store; needs --cache-key-file)")
 	f.StringVar(&o.cacheKey, "cache-key-file", "", "record the image's store paths in --cache-dir as a Nix binary cache, signed with this secret key (Nix's NAME:BASE64), for strata serve --storage-path CACHE-DIR --cache-key-file to serve (default none)")
 	f.BoolVar(&o.sbom, "sbom", true, "attach each image's SPDX SBOM as a referrer (subject = the image) to oci: and registry outputs")
@@ -260,9 +262,9 @@ func runBuild(ctx context.Context, cmd *cobra.Command, env *Env, o *buildOptions
 	if err != nil {
 		return fmt.Errorf("cache directory: %w", err)
 	}
-	strat, err := layering.New(o.strategy, nil)
+	strat, err := loadStrategy(ctx, o.strategy, "", o.packageSet)
 	if err != nil {
-		return fmt.Errorf("--strategy: %w", err)
+		return err
 	}
 	comp := layer.Gzip
 	if desc.Compression != "" {

@@ -43,6 +43,7 @@ type serveOptions struct {
 	nixTimeout  time.Duration
 	builders    string
 	popularity  string
+	packageSet  string
 	strategy    string
 	maxLayers   int
 	platforms   string
@@ -120,6 +121,7 @@ NIX_TIMEOUT, NIX_POPULARITY_URL); a flag wins over its variable.`,
 	f.DurationVar(&o.nixTimeout, "nix-timeout", timeout, "time limit of one Nix build (NIX_TIMEOUT, in seconds)")
 	f.StringVar(&o.builders, "nix-builders", "", "Nix remote builders, as Nix's builders setting (default: Nix's own configuration)")
 	f.StringVar(&o.popularity, "popularity", get("NIX_POPULARITY_URL"), "popularity data in Nixery's format, a path or URL (NIX_POPULARITY_URL)")
+	f.StringVar(&o.packageSet, "package-set", "", "a corpus file (the package set's paths and images, as strata layers reads) whose popularity and image sizes configure the layering strategy, as the layering benchmark measures it; --popularity then replaces its popularity (default none)")
 	f.StringVar(&o.strategy, "strategy", layering.Default().Name(), "layering strategy")
 	f.IntVar(&o.maxLayers, "max-layers", 100, "most layers in an image, the customisation layer included")
 	f.StringVar(&o.platforms, "platforms", hostPlatform(), "platforms to build, comma-separated, each os/arch[=native|cross|remote]")
@@ -219,15 +221,9 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	var pop layering.Popularity
-	if o.popularity != "" {
-		if pop, err = layering.LoadPopularity(ctx, o.popularity); err != nil {
-			return fmt.Errorf("--popularity: %w", err)
-		}
-	}
-	strat, err := layering.New(o.strategy, pop)
+	strat, err := loadStrategy(ctx, o.strategy, o.popularity, o.packageSet)
 	if err != nil {
-		return fmt.Errorf("--strategy: %w", err)
+		return err
 	}
 	drv, err := nix.New(nix.Config{
 		PkgsPath: o.pkgsPath, Channel: o.channel, PkgsRepo: o.pkgsRepo, Flake: o.flake,

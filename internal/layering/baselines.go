@@ -15,7 +15,10 @@ import (
 // merges the rest into one final layer. Popularity is the strategy's data when
 // it has any (unknown paths count 0), else the number of referrers within the
 // closure. Ties go to the larger path, then to the name.
-type popularityStrategy struct{ pop *popIndex }
+type popularityStrategy struct {
+	pop *popIndex
+	configured
+}
 
 func (s *popularityStrategy) Name() string { return "popularity" }
 
@@ -163,7 +166,10 @@ const NixeryBudget = 94
 // the lowest-rated merged pairwise until the budget (at most NixeryBudget)
 // is met. Nixery's dependence on its cache state is not modelled: this
 // baseline is deterministic.
-type nixery struct{ pop *popIndex }
+type nixery struct {
+	pop *popIndex
+	configured
+}
 
 func (*nixery) Name() string { return "nixery" }
 

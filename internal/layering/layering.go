@@ -106,19 +106,75 @@ func StatsFromGraph(g *closure.Graph) SetStats {
 // described by st. An empty name is the default strategy.
 func NewFor(name string, st SetStats) (Strategy, error) {
 	idx := newPopIndex(st.Popularity)
+	fp := configured{st.Fingerprint()}
 	switch name {
 	case "", "strata":
-		return newStrata(idx, st), nil
+		s := newStrata(idx, st)
+		s.configured = fp
+		return s, nil
 	case "popularity":
-		return &popularityStrategy{pop: idx}, nil
+		return &popularityStrategy{pop: idx, configured: configured{fp.popularityOnly(st)}}, nil
 	case "dockertools":
 		return &dockerTools{}, nil
 	case "nix2container":
 		return &nix2container{}, nil
 	case "nixery":
-		return &nixery{pop: idx}, nil
+		return &nixery{pop: idx, configured: configured{fp.popularityOnly(st)}}, nil
 	}
 	return nil, fmt.Errorf("layering: unknown strategy %q (known: %s)", name, strings.Join(Names(), ", "))
+}
+
+// Fingerprint identifies the package-set data of st: equal data give equal
+// fingerprints, and no data (the zero SetStats) gives "". Builders put it
+// in their cache keys, so that layers grouped with other data are not
+// reused.
+func (st SetStats) Fingerprint() string {
+	if len(st.Popularity) == 0 && st.ImageBytes == 0 && st.ImagePaths == 0 {
+		return ""
+	}
+	return fingerprint(st.Popularity, fmt.Sprintf("imageBytes=%d imagePaths=%d", st.ImageBytes, st.ImagePaths))
+}
+
+func fingerprint(pop Popularity, extra string) string {
+	keys := make([]string, 0, len(pop))
+	for k := range pop {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s\x00%d\n", k, pop[k])
+	}
+	fmt.Fprintf(h, "%s\n", extra)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Fingerprinter is implemented by strategies configured with package-set
+// data: Fingerprint identifies that data ("" when there is none).
+type Fingerprinter interface {
+	Fingerprint() string
+}
+
+// FingerprintOf returns s's Fingerprint, or "" when s uses no package-set
+// data.
+func FingerprintOf(s Strategy) string {
+	if f, ok := s.(Fingerprinter); ok {
+		return f.Fingerprint()
+	}
+	return ""
+}
+
+type configured struct{ fp string }
+
+func (c configured) Fingerprint() string { return c.fp }
+
+// popularityOnly is the fingerprint of the data the popularity and nixery
+// strategies use: the popularity alone.
+func (configured) popularityOnly(st SetStats) string {
+	if len(st.Popularity) == 0 {
+		return ""
+	}
+	return fingerprint(st.Popularity, "")
 }
 
 // Default returns the default strategy ("strata") without popularity data.

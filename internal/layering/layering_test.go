@@ -279,3 +279,38 @@ func TestStrataFoldsOnlyKnownPrivatePaths(t *testing.T) {
 		t.Errorf("Explain does not report the folded private path: %+v", ex)
 	}
 }
+
+// TestFingerprint: equal package-set data give equal fingerprints, other
+// data another, no data none; the strategies carry their data's.
+func TestFingerprint(t *testing.T) {
+	a := SetStats{Popularity: Popularity{"glibc-2.39": 40, "zlib-1.3": 3}, ImageBytes: 1 << 20, ImagePaths: 12}
+	b := SetStats{Popularity: Popularity{"zlib-1.3": 3, "glibc-2.39": 40}, ImageBytes: 1 << 20, ImagePaths: 12}
+	if a.Fingerprint() == "" || a.Fingerprint() != b.Fingerprint() {
+		t.Fatalf("equal data: %q and %q", a.Fingerprint(), b.Fingerprint())
+	}
+	c := b
+	c.ImagePaths = 13
+	if c.Fingerprint() == a.Fingerprint() {
+		t.Error("other image paths, same fingerprint")
+	}
+	if fp := (SetStats{}).Fingerprint(); fp != "" {
+		t.Errorf("no data: fingerprint %q", fp)
+	}
+	for _, name := range Names() {
+		s, _ := NewFor(name, a)
+		fp := FingerprintOf(s)
+		switch name {
+		case "dockertools", "nix2container":
+			if fp != "" {
+				t.Errorf("%s uses no package-set data, fingerprint %q", name, fp)
+			}
+		default:
+			if fp == "" {
+				t.Errorf("%s: no fingerprint for its data", name)
+			}
+		}
+		if s0, _ := NewFor(name, SetStats{}); FingerprintOf(s0) != "" {
+			t.Errorf("%s without data: fingerprint %q", name, FingerprintOf(s0))
+		}
+	}
+}

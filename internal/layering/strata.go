@@ -39,6 +39,7 @@ type strata struct {
 	// imageBytes is the package set's typical image size (SetStats).
 	imageBytes int64
 	imagePaths int
+	configured
 }
 
 func newStrata(pop *popIndex, st SetStats) *strata {

@@ -23,7 +23,7 @@ func BenchmarkLayering(b *testing.B) {
 	var rows []Row
 	for i := 0; i < b.N; i++ {
 		var err error
-		rows, err = Compare("../../..", append(TuningSet(), HeldOutSet()...), budgets)
+		rows, err = Compare("../../..", EvaluationSet(), budgets)
 		if err != nil {
 			b.Fatal(err)
 		}

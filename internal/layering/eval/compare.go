@@ -21,6 +21,22 @@ type CorpusSpec struct {
 	// HeldOut marks corpora that were never used to choose the strata
 	// strategy's parameters.
 	HeldOut bool
+	// Fresh marks held-out corpora whose seeds were drawn after the
+	// strategy's last tuning (see FreshHeldOutSet): no result on them was
+	// seen while tuning, not even the held-out table.
+	Fresh bool
+}
+
+// Set names the set the corpus belongs to in reports: "tuning",
+// "held-out" or "fresh" (held out, seeds new since the last tuning).
+func (s CorpusSpec) Set() string {
+	switch {
+	case s.Fresh:
+		return "fresh"
+	case s.HeldOut:
+		return "held-out"
+	}
+	return "tuning"
 }
 
 func (s CorpusSpec) String() string {
@@ -48,6 +64,28 @@ func HeldOutSet() []CorpusSpec {
 	return out
 }
 
+// FreshSeed is the seed of FreshHeldOutSet's corpora, drawn on 2026-12-02
+// after the strata strategy's last tuning.
+const FreshSeed = 2026
+
+// FreshHeldOutSet are held-out corpora of every generated shape with a seed
+// drawn after the last tuning (FreshSeed), so that no result on them could
+// steer the strategy, not even through the published held-out table.
+// Debian 12's graph has no seed and has no fresh counterpart.
+func FreshHeldOutSet() []CorpusSpec {
+	var out []CorpusSpec
+	for _, sh := range []string{"nixpkgs", "layered", "deep", "wide", "flat", "heavytail"} {
+		out = append(out, CorpusSpec{Shape: sh, Seed: FreshSeed, HeldOut: true, Fresh: true})
+	}
+	return out
+}
+
+// EvaluationSet is every corpus the benchmark reports: the tuning set, the
+// held-out set and the fresh held-out set.
+func EvaluationSet() []CorpusSpec {
+	return append(append(TuningSet(), HeldOutSet()...), FreshHeldOutSet()...)
+}
+
 // Load builds or reads the corpus; root is the repository's root (for
 // testdata/corpus).
 func (s CorpusSpec) Load(root string) (*Corpus, error) {
@@ -70,8 +108,10 @@ func (s CorpusSpec) Load(root string) (*Corpus, error) {
 
 // Row is the measurement of one strategy on one corpus at one budget.
 type Row struct {
-	Corpus     string
-	HeldOut    bool
+	Corpus  string
+	HeldOut bool
+	// Set is the spec's Set: "tuning", "held-out" or "fresh".
+	Set        string
 	Strategy   string
 	Budget     int
 	Efficiency float64
@@ -139,7 +179,7 @@ func Compare(root string, specs []CorpusSpec, budgets []int) ([]Row, error) {
 						errs[i] = fmt.Errorf("eval: %s on %s: %s", name, spec, strings.Join(r.Problems, "; "))
 						return
 					}
-					results[i] = append(results[i], Row{Corpus: spec.String(), HeldOut: spec.HeldOut, Strategy: name, Budget: b,
+					results[i] = append(results[i], Row{Corpus: spec.String(), HeldOut: spec.HeldOut, Set: spec.Set(), Strategy: name, Budget: b,
 						Efficiency: r.Summary.Efficiency, Bound: bound, MustShare: must, Oracle: oracle, MaxLayers: r.Summary.MaxLayers, Updates: r.Summary.Updates})
 				}
 			}
@@ -184,8 +224,8 @@ func WriteTable(w io.Writer, rows []Row) {
 		}
 		return fmt.Sprintf("%.2f", u.ClientCost)
 	}
-	fmt.Fprintf(w, "%-13s %-8s %-13s %11s %11s %11s %11s %11s %11s\n", "corpus", "set", "strategy", "efficiency", "leaf", "mid", "base", "mixed", "mixed(reg)")
-	fmt.Fprintf(w, "%-13s %-8s %-13s %11s %11s %11s %11s %11s %11s\n", "", "", "", "100 / 20", "100 / 20", "100 / 20", "100 / 20", "100 / 20", "100 / 20")
+	fmt.Fprintf(w, "%-14s %-8s %-13s %11s %11s %11s %11s %11s %11s\n", "corpus", "set", "strategy", "efficiency", "leaf", "mid", "base", "mixed", "mixed(reg)")
+	fmt.Fprintf(w, "%-14s %-8s %-13s %11s %11s %11s %11s %11s %11s\n", "", "", "", "100 / 20", "100 / 20", "100 / 20", "100 / 20", "100 / 20", "100 / 20")
 	last := ""
 	for _, k := range order {
 		a, okA := byKey[k][100]
@@ -195,17 +235,14 @@ func WriteTable(w io.Writer, rows []Row) {
 			r = b
 		}
 		if k.corpus != last {
-			set := "tuning"
-			if r.HeldOut {
-				set = "held-out"
-			}
-			fmt.Fprintf(w, "%-13s %-8s %-13s %5.3f/%5.3f  (efficiency any layering can reach; bytes that must share a layer: %.0f%% / %.0f%%)\n",
+			set := r.Set
+			fmt.Fprintf(w, "%-14s %-8s %-13s %5.3f/%5.3f  (efficiency any layering can reach; bytes that must share a layer: %.0f%% / %.0f%%)\n",
 				k.corpus, set, "(bound)", a.Bound, b.Bound, 100*a.MustShare, 100*b.MustShare)
-			fmt.Fprintf(w, "%-13s %-8s %-13s %5.3f/%5.3f  (a layering that knows every image: co-occurring paths together, the largest own layers, the rest one group)\n",
+			fmt.Fprintf(w, "%-14s %-8s %-13s %5.3f/%5.3f  (a layering that knows every image: co-occurring paths together, the largest own layers, the rest one group)\n",
 				"", "", "(oracle)", a.Oracle, b.Oracle)
 			last = k.corpus
 		}
-		line := fmt.Sprintf("%-13s %-8s %-13s %5.3f/%5.3f", "", "", k.strategy, a.Efficiency, b.Efficiency)
+		line := fmt.Sprintf("%-14s %-8s %-13s %5.3f/%5.3f", "", "", k.strategy, a.Efficiency, b.Efficiency)
 		for _, kind := range UpdateKindNames() {
 			line += fmt.Sprintf(" %5s/%5s", cell(a, okA, kind, false), cell(b, okB, kind, false))
 		}
