@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -124,8 +123,7 @@ func Preflight(ctx context.Context, repo string, opts PreflightOptions) (Preflig
 			errs = append(errs, fmt.Errorf("%s: %w", s, err))
 			continue
 		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
+		drain(resp)
 		status, scheme = resp.StatusCode, s
 		break
 	}
@@ -188,8 +186,7 @@ func Preflight(ctx context.Context, repo string, opts PreflightOptions) (Preflig
 		}
 		return res, refused(fmt.Errorf("authenticated GET /v2/: %w", err))
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
+	drain(resp)
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		return res, nil
