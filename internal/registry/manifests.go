@@ -86,8 +86,7 @@ func (h *handler) refreshOnDemand(r *http.Request, rt route, key refKey, wait bo
 			return nil, err
 		}
 		if bm.Digest == "" {
-			sum := sha256.Sum256(bm.Body)
-			bm.Digest = "sha256:" + hex.EncodeToString(sum[:])
+			bm.Digest = computeDigest("sha256", bm.Body)
 		}
 		if bm.MediaType == "" {
 			mt, err := detectManifest(bm.Body)
@@ -163,17 +162,20 @@ func (h *handler) manifestByDigest(r *http.Request, rt route) (*cachedManifest, 
 	return h.cache.putManifest(newCachedManifest(body, mt, rt.ref)), nil
 }
 
+// computeDigest returns the digest of body with the algorithm alg:
+// sha512, else sha256.
+func computeDigest(alg string, body []byte) string {
+	if alg == "sha512" {
+		sum := sha512.Sum512(body)
+		return "sha512:" + hex.EncodeToString(sum[:])
+	}
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
 // digestMatches reports whether body hashes to alg:hexDigest.
 func digestMatches(alg, hexDigest string, body []byte) bool {
-	switch alg {
-	case "sha256":
-		sum := sha256.Sum256(body)
-		return hex.EncodeToString(sum[:]) == hexDigest
-	case "sha512":
-		sum := sha512.Sum512(body)
-		return hex.EncodeToString(sum[:]) == hexDigest
-	}
-	return false
+	return (alg == "sha256" || alg == "sha512") && computeDigest(alg, body) == alg+":"+hexDigest
 }
 
 // manifestFields are the fields that tell manifests and indexes apart.

@@ -3,9 +3,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +37,13 @@ func (h *handler) checkPushable(name string) error {
 	}
 	return NewError(CodeDenied, fmt.Sprintf("repository %s is an on-demand image name and cannot be written: pushed repositories live under %s/ (e.g. %s/%s)",
 		truncate(name, 255), h.pushPrefix, h.pushPrefix, truncate(name, 200))).WithDetail(map[string]string{"name": truncate(name, 255), "pushPrefix": h.pushPrefix + "/"})
+}
+
+// answerEmpty answers a write with status and no body.
+func answerEmpty(w http.ResponseWriter, status int) error {
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(status)
+	return nil
 }
 
 // manifestMediaTypes are the media types a pushed manifest may have.
@@ -268,15 +272,6 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	return nil
 }
 
-func computeDigest(alg string, body []byte) string {
-	if alg == "sha512" {
-		sum := sha512.Sum512(body)
-		return "sha512:" + hex.EncodeToString(sum[:])
-	}
-	sum := sha256.Sum256(body)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
 // pushedManifest resolves a manifest of a pushed repository: by tag
 // through the tag link, by digest through the manifest link. The resolved
 // reference is cached for the cache's TTL (dropped at once by a write
@@ -354,9 +349,7 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 		if err := h.store.Delete(ctx, storage.RepoTagKey(rt.name, rt.ref)); err != nil {
 			return fmt.Errorf("registry: delete tag: %w", err)
 		}
-		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(http.StatusAccepted)
-		return nil
+		return answerEmpty(w, http.StatusAccepted)
 	}
 	ok, err := exists(ctx, h.store, storage.RepoManifestLinkKey(rt.name, rt.ref))
 	if err != nil {
@@ -389,9 +382,7 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	if err := h.store.Delete(ctx, storage.RepoManifestLinkKey(rt.name, rt.ref)); err != nil {
 		return fmt.Errorf("registry: delete manifest: %w", err)
 	}
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	return answerEmpty(w, http.StatusAccepted)
 }
 
 // deleteBlob answers DELETE /v2/<name>/blobs/<digest>: the blob is
@@ -415,9 +406,7 @@ func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) e
 	if err := h.store.Delete(ctx, key); err != nil {
 		return fmt.Errorf("registry: delete blob: %w", err)
 	}
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	return answerEmpty(w, http.StatusAccepted)
 }
 
 // pushedTags lists the tags of a pushed repository; NAME_UNKNOWN when the

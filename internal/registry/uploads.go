@@ -57,6 +57,33 @@ func (h *handler) lockUpload(id string) func() {
 	return m.Unlock
 }
 
+// openUpload begins a request that changes the upload rt.ref: the
+// repository must take pushes (checkPushable), then a slot for the
+// request's data when it carries some (acquireUploadSlot), the upload's
+// lock, and the chunks received so far. done gives back the lock and the
+// slot.
+func (h *handler) openUpload(ctx context.Context, w http.ResponseWriter, rt route, carriesData bool) (chunks []chunk, done func(), err error) {
+	if err := h.checkPushable(rt.name); err != nil {
+		return nil, nil, err
+	}
+	release := func() {}
+	if carriesData {
+		if release, err = h.acquireUploadSlot(w); err != nil {
+			return nil, nil, err
+		}
+	}
+	unlock := h.lockUpload(rt.ref)
+	done = func() {
+		unlock()
+		release()
+	}
+	if chunks, err = h.loadUpload(ctx, rt.name, rt.ref); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return chunks, done, nil
+}
+
 // acquireUploadSlot limits concurrent requests that carry upload data.
 func (h *handler) acquireUploadSlot(w http.ResponseWriter) (func(), error) {
 	select {
@@ -331,6 +358,12 @@ func (h *handler) putBlobDirect(ctx context.Context, r *http.Request, name, dige
 	if err != nil {
 		return err
 	}
+	return h.receiveBlob(ctx, body, name, digest)
+}
+
+// receiveBlob streams body into a staged writer and commits it as the
+// blob digest of name only if the content matches.
+func (h *handler) receiveBlob(ctx context.Context, body io.Reader, name, digest string) error {
 	hs := newHash(digest)
 	sw, _, err := h.receive(ctx, body, hs)
 	if err != nil {
@@ -355,12 +388,24 @@ func errDigestMismatch(want, got string) *Error {
 // commitBlob commits a verified writer under the blob key (unless the blob
 // exists already) and links it into name.
 func (h *handler) commitBlob(ctx context.Context, sw storage.Writer, name, digest string) error {
+	return h.placeBlob(ctx, name, digest, func(key string, there bool) error {
+		if there {
+			_ = sw.Cancel(ctx)
+			return nil
+		}
+		return sw.Commit(ctx, key)
+	})
+}
+
+// placeBlob makes the verified blob digest visible under its key with put,
+// which is told whether the blob is there already, and links it into name;
+// garbage collection waits meanwhile.
+func (h *handler) placeBlob(ctx context.Context, name, digest string, put func(key string, there bool) error) error {
 	key := storage.BlobKey(digest)
 	h.gcMu.RLock()
 	defer h.gcMu.RUnlock()
-	if ok, _ := exists(ctx, h.store, key); ok {
-		_ = sw.Cancel(ctx)
-	} else if err := sw.Commit(ctx, key); err != nil {
+	ok, _ := exists(ctx, h.store, key)
+	if err := put(key, ok); err != nil {
 		return fmt.Errorf("registry: commit blob %s: %w", digest, err)
 	}
 	h.cache.invalidate(name)
@@ -426,27 +471,16 @@ func (h *handler) appendChunk(ctx context.Context, r *http.Request, id string, c
 // chunked (Content-Range) data.
 func (h *handler) patchUpload(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
-	if err := h.checkPushable(rt.name); err != nil {
-		return err
-	}
-	release, err := h.acquireUploadSlot(w)
+	chunks, done, err := h.openUpload(ctx, w, rt, true)
 	if err != nil {
 		return err
 	}
-	defer release()
-	unlock := h.lockUpload(rt.ref)
-	defer unlock()
-	chunks, err := h.loadUpload(ctx, rt.name, rt.ref)
-	if err != nil {
-		return err
-	}
+	defer done()
 	chunks, err = h.appendChunk(ctx, r, rt.ref, chunks)
 	if err != nil {
 		return err
 	}
-	setUploadHeaders(w, rt.name, rt.ref, uploadOffset(chunks))
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	return uploadProgress(w, rt, chunks, http.StatusAccepted)
 }
 
 // uploadStatus answers GET /v2/<name>/blobs/uploads/<id>: 204 with the
@@ -459,28 +493,29 @@ func (h *handler) uploadStatus(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil {
 		return err
 	}
+	return uploadProgress(w, rt, chunks, http.StatusNoContent)
+}
+
+// uploadProgress answers a request on an upload with status, its Location
+// and the Range received so far.
+func uploadProgress(w http.ResponseWriter, rt route, chunks []chunk, status int) error {
 	setUploadHeaders(w, rt.name, rt.ref, uploadOffset(chunks))
-	w.WriteHeader(http.StatusNoContent)
+	w.WriteHeader(status)
 	return nil
 }
 
 // cancelUpload answers DELETE /v2/<name>/blobs/uploads/<id>.
 func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
-	if err := h.checkPushable(rt.name); err != nil {
+	_, done, err := h.openUpload(ctx, w, rt, false)
+	if err != nil {
 		return err
 	}
-	unlock := h.lockUpload(rt.ref)
-	defer unlock()
-	if _, err := h.loadUpload(ctx, rt.name, rt.ref); err != nil {
-		return err
-	}
+	defer done()
 	if err := h.removeUpload(ctx, rt.ref); err != nil {
 		return err
 	}
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return answerEmpty(w, http.StatusNoContent)
 }
 
 // removeUpload deletes an upload's info and chunks.
@@ -505,6 +540,8 @@ func removePrefix(ctx context.Context, s storage.Store, prefix string) error {
 // chunk (optional), verification, commit under the digest.
 func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, rt route) error {
 	ctx := r.Context()
+	// Refused before the digest is looked at: a write outside the push
+	// namespace is DENIED whatever it carries (openUpload checks again).
 	if err := h.checkPushable(rt.name); err != nil {
 		return err
 	}
@@ -517,17 +554,11 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, rt route)
 		return err
 	}
 	digest := d.String()
-	release, err := h.acquireUploadSlot(w)
+	chunks, done, err := h.openUpload(ctx, w, rt, true)
 	if err != nil {
 		return err
 	}
-	defer release()
-	unlock := h.lockUpload(rt.ref)
-	defer unlock()
-	chunks, err := h.loadUpload(ctx, rt.name, rt.ref)
-	if err != nil {
-		return err
-	}
+	defer done()
 	if len(chunks) == 0 {
 		// The whole blob in this body: straight into a staged writer.
 		if err := h.putBlobDirect(ctx, r, rt.name, digest); err != nil {
@@ -554,16 +585,12 @@ func (h *handler) assemble(ctx context.Context, name, digest string, chunks []ch
 		if "sha256:"+chunks[0].sum != digest {
 			return errDigestMismatch(digest, "sha256:"+chunks[0].sum)
 		}
-		key := storage.BlobKey(digest)
-		h.gcMu.RLock()
-		defer h.gcMu.RUnlock()
-		if ok, _ := exists(ctx, h.store, key); !ok {
-			if err := mv.Move(ctx, chunks[0].key, key); err != nil {
-				return fmt.Errorf("registry: commit blob %s: %w", digest, err)
+		return h.placeBlob(ctx, name, digest, func(key string, there bool) error {
+			if there {
+				return nil
 			}
-		}
-		h.cache.invalidate(name)
-		return putSmall(ctx, h.store, storage.RepoBlobLinkKey(name, digest), []byte(digest))
+			return mv.Move(ctx, chunks[0].key, key)
+		})
 	}
 	readers := make([]io.Reader, 0, len(chunks))
 	var closers []io.Closer
@@ -580,14 +607,5 @@ func (h *handler) assemble(ctx context.Context, name, digest string, chunks []ch
 		closers = append(closers, rc)
 		readers = append(readers, rc)
 	}
-	hs := newHash(digest)
-	sw, _, err := h.receive(ctx, io.MultiReader(readers...), hs)
-	if err != nil {
-		return err
-	}
-	if got := hashDigest(digest, hs); got != digest {
-		_ = sw.Cancel(ctx)
-		return errDigestMismatch(digest, got)
-	}
-	return h.commitBlob(ctx, sw, name, digest)
+	return h.receiveBlob(ctx, io.MultiReader(readers...), name, digest)
 }
