@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -422,19 +423,57 @@ type checkSide struct {
 // when build is set, and classifies each package. progress, when not nil,
 // is told each step.
 func runCheck(ctx context.Context, from *checkSide, to checkSide, images []checkImage, build bool, progress func(string)) (*CheckReport, error) {
-	say := func(s string) {
+	c := &checker{from: from, to: to, build: build, rep: &CheckReport{Images: []CheckedImage{}}, say: func(s string) {
 		if progress != nil {
 			progress(s)
 		}
+	}}
+	shellFrom, shellTo, err := c.sources(ctx, images)
+	if err != nil {
+		return nil, err
 	}
-	rep := &CheckReport{Images: []CheckedImage{}}
+	pkgsOf, byPlat, targets := packagesByPlatform(images, shellFrom, shellTo)
+	results := map[platformPackage]CheckedPackage{}
+	for _, plat := range slices.Sorted(maps.Keys(byPlat)) {
+		if err := c.checkPlatform(ctx, plat, targets[plat], uniqueSorted(byPlat[plat]), results); err != nil {
+			return nil, err
+		}
+	}
+	for _, cp := range results {
+		c.rep.Summary.count(cp.Change)
+	}
+	for i, im := range images {
+		ci := checkedImage(im, pkgsOf[i], results)
+		c.rep.Summary.Images++
+		if ci.Breaks {
+			c.rep.Summary.BrokenImages++
+			c.rep.Breaks = true
+		}
+		c.rep.Images = append(c.rep.Images, ci)
+	}
+	return c.rep, nil
+}
+
+// checker holds what one check compares and where its report goes.
+type checker struct {
+	from  *checkSide // nil: compare with nothing
+	to    checkSide
+	build bool         // build what changed
+	say   func(string) // progress
+	rep   *CheckReport
+}
+
+// platformPackage is a package evaluated for a platform.
+type platformPackage struct{ platform, name string }
+
+// sources fills in each source's revision and returns the shell
+// meta-package's packages in each (when an image uses it), both sources at
+// once.
+func (c *checker) sources(ctx context.Context, images []checkImage) (shellFrom, shellTo []string, err error) {
 	shell := false
 	for _, im := range images {
 		shell = shell || im.shell
 	}
-	// Each source's revision and the shell meta-package's packages, both
-	// sources at once.
-	var shellFrom, shellTo []string
 	side := func(g *errgroup.Group, s checkSide, flag string, info *CheckSourceInfo, shellPkgs *[]string) {
 		g.Go(func() error {
 			var err error
@@ -450,19 +489,23 @@ func runCheck(ctx context.Context, from *checkSide, to checkSide, images []check
 		})
 	}
 	var g errgroup.Group
-	side(&g, to, "--to", &rep.To, &shellTo)
-	if from != nil {
-		rep.From = &CheckSourceInfo{}
-		side(&g, *from, "--from", rep.From, &shellFrom)
+	side(&g, c.to, "--to", &c.rep.To, &shellTo)
+	if c.from != nil {
+		c.rep.From = &CheckSourceInfo{}
+		side(&g, *c.from, "--from", c.rep.From, &shellFrom)
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// Every package, once per platform.
-	type key struct{ platform, name string }
-	byPlat := map[string][]string{}
-	targets := map[string]nix.Target{}
-	pkgsOf := make([][]string, len(images))
+	return shellFrom, shellTo, nil
+}
+
+// packagesByPlatform returns each image's packages (the shell's of both
+// sources added for shell images) and every platform's packages and target.
+func packagesByPlatform(images []checkImage, shellFrom, shellTo []string) (pkgsOf [][]string, byPlat map[string][]string, targets map[string]nix.Target) {
+	byPlat = map[string][]string{}
+	targets = map[string]nix.Target{}
+	pkgsOf = make([][]string, len(images))
 	for i, im := range images {
 		p := append([]string(nil), im.packages...)
 		if im.shell {
@@ -472,150 +515,174 @@ func runCheck(ctx context.Context, from *checkSide, to checkSide, images []check
 		targets[im.platform] = im.target
 		byPlat[im.platform] = append(byPlat[im.platform], pkgsOf[i]...)
 	}
-	plats := make([]string, 0, len(byPlat))
-	for p := range byPlat {
-		plats = append(plats, p)
+	return pkgsOf, byPlat, targets
+}
+
+// checkPlatform evaluates names for plat in both sources, builds what
+// changed when asked to, and puts each package's result in results.
+func (c *checker) checkPlatform(ctx context.Context, plat string, t nix.Target, names []string, results map[platformPackage]CheckedPackage) error {
+	tos, froms, err := c.inspect(ctx, plat, t, names)
+	if err != nil {
+		return err
 	}
-	sort.Strings(plats)
-	results := map[key]CheckedPackage{}
-	for _, plat := range plats {
-		names := uniqueSorted(byPlat[plat])
-		t := targets[plat]
-		// Both sources at once: they are independent Nix processes.
-		var tos, froms []nix.PackageState
-		g, gctx := errgroup.WithContext(ctx)
+	replStates, err := c.replacements(ctx, t, tos)
+	if err != nil {
+		return err
+	}
+	for i, n := range names {
+		cp := CheckedPackage{Name: n, To: tos[i]}
+		if c.from != nil {
+			f := froms[i]
+			cp.From = &f
+		}
+		cp.Change = classify(cp.From, cp.To)
+		if err := c.buildChanged(ctx, t, &cp); err != nil {
+			return err
+		}
+		cp.Breaks = breaking[cp.Change]
+		cp.Replacement = cp.To.Replacement
+		if cp.Message == "" && cp.Change != changeUnchanged && cp.Change != changeVersion {
+			cp.Message = cp.To.Message
+			if cp.Message == "" && len(cp.To.Warnings) > 0 {
+				cp.Message = cp.To.Warnings[0]
+			}
+		}
+		if rs, ok := replStates[cp.Replacement]; ok {
+			cp.ReplacementState = &rs
+		}
+		results[platformPackage{plat, n}] = cp
+	}
+	return nil
+}
+
+// inspect evaluates names in both sources at once: they are independent
+// Nix processes.
+func (c *checker) inspect(ctx context.Context, plat string, t nix.Target, names []string) (tos, froms []nix.PackageState, err error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		c.say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, c.to.src.label))
+		var err error
+		if tos, _, err = c.to.drv.Inspect(gctx, c.to.src.ref, t, names); err != nil {
+			return fmt.Errorf("--to %s: %w", c.to.src.label, err)
+		}
+		return nil
+	})
+	if c.from != nil {
 		g.Go(func() error {
-			say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, to.src.label))
+			c.say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, c.from.src.label))
 			var err error
-			if tos, _, err = to.drv.Inspect(gctx, to.src.ref, t, names); err != nil {
-				return fmt.Errorf("--to %s: %w", to.src.label, err)
+			if froms, _, err = c.from.drv.Inspect(gctx, c.from.src.ref, t, names); err != nil {
+				return fmt.Errorf("--from %s: %w", c.from.src.label, err)
 			}
 			return nil
 		})
-		if from != nil {
-			g.Go(func() error {
-				say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, from.src.label))
-				var err error
-				if froms, _, err = from.drv.Inspect(gctx, from.src.ref, t, names); err != nil {
-					return fmt.Errorf("--from %s: %w", from.src.label, err)
-				}
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return nil, err
-		}
-		// The replacements of renamed packages, in the new source.
-		var repl []string
-		for _, s := range tos {
-			if s.Replacement != "" {
-				repl = append(repl, s.Replacement)
-			}
-		}
-		replStates := map[string]nix.PackageState{}
-		if len(repl) > 0 {
-			rs, _, err := to.drv.Inspect(ctx, to.src.ref, t, uniqueSorted(repl))
-			if err != nil {
-				return nil, fmt.Errorf("--to %s: %w", to.src.label, err)
-			}
-			for _, s := range rs {
-				replStates[s.Name] = s
-			}
-		}
-		for i, n := range names {
-			cp := CheckedPackage{Name: n, To: tos[i]}
-			if from != nil {
-				f := froms[i]
-				cp.From = &f
-			}
-			cp.Change = classify(cp.From, cp.To)
-			if build && cp.Change != changeRenamed && cp.Change != changeRemoved && cp.Change != changeEvalFailed &&
-				cp.Change != changeStillFailing && (cp.From == nil || cp.From.OutPath != cp.To.OutPath) {
-				say("building " + n + " in " + to.src.label)
-				rep.Summary.BuildsChecked++
-				if _, err := to.drv.Build(ctx, to.src.ref, t, []string{cp.To.Attr}); err != nil {
-					if ctx.Err() != nil {
-						return nil, ctx.Err()
-					}
-					cp.Message = err.Error()
-					cp.Change = changeBuildFailed
-					if cp.From != nil && cp.From.State == nix.StateOK {
-						say("building " + n + " in " + from.src.label)
-						if _, ferr := from.drv.Build(ctx, from.src.ref, t, []string{cp.From.Attr}); ferr != nil {
-							cp.Change = changeStillFailing
-						}
-					}
-				}
-			}
-			cp.Breaks = breaking[cp.Change]
-			cp.Replacement = cp.To.Replacement
-			if cp.Message == "" && cp.Change != changeUnchanged && cp.Change != changeVersion {
-				cp.Message = cp.To.Message
-				if cp.Message == "" && len(cp.To.Warnings) > 0 {
-					cp.Message = cp.To.Warnings[0]
-				}
-			}
-			if rs, ok := replStates[cp.Replacement]; ok {
-				cp.ReplacementState = &rs
-			}
-			results[key{plat, n}] = cp
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return tos, froms, nil
+}
+
+// replacements evaluates the replacements of renamed packages in the new
+// source.
+func (c *checker) replacements(ctx context.Context, t nix.Target, tos []nix.PackageState) (map[string]nix.PackageState, error) {
+	var repl []string
+	for _, s := range tos {
+		if s.Replacement != "" {
+			repl = append(repl, s.Replacement)
 		}
 	}
-	for _, cp := range results {
-		s := &rep.Summary
-		s.Packages++
-		switch cp.Change {
-		case changeUnchanged:
-			s.Unchanged++
-		case changeVersion:
-			s.Version++
-		case changeDeprecated:
-			s.Deprecated++
-		case changeRenamed:
-			s.Renamed++
-		case changeRemoved:
-			s.Removed++
-		case changeEvalFailed:
-			s.EvalFailed++
-		case changeBuildFailed:
-			s.BuildFailed++
-		case changeFixed:
-			s.Fixed++
-		case changeStillFailing:
-			s.StillFailing++
+	replStates := map[string]nix.PackageState{}
+	if len(repl) > 0 {
+		rs, _, err := c.to.drv.Inspect(ctx, c.to.src.ref, t, uniqueSorted(repl))
+		if err != nil {
+			return nil, fmt.Errorf("--to %s: %w", c.to.src.label, err)
+		}
+		for _, s := range rs {
+			replStates[s.Name] = s
 		}
 	}
-	for i, im := range images {
-		ci := CheckedImage{Image: im.image, Kind: im.kind, Platform: im.platform, Packages: []CheckedPackage{}}
-		renamed := map[string]string{}
-		for _, n := range pkgsOf[i] {
-			cp := results[key{im.platform, n}]
-			ci.Packages = append(ci.Packages, cp)
-			ci.Breaks = ci.Breaks || cp.Breaks
-			if cp.To.State == nix.StateRenamed && cp.Replacement != "" {
-				renamed[n] = cp.Replacement
+	return replStates, nil
+}
+
+// buildChanged builds, with --build, a package that evaluates and whose out
+// path changed, in the new source; one that fails there is built in the old
+// one too, to tell a new failure from an old one.
+func (c *checker) buildChanged(ctx context.Context, t nix.Target, cp *CheckedPackage) error {
+	if !c.build || cp.Change == changeRenamed || cp.Change == changeRemoved || cp.Change == changeEvalFailed ||
+		cp.Change == changeStillFailing || (cp.From != nil && cp.From.OutPath == cp.To.OutPath) {
+		return nil
+	}
+	c.say("building " + cp.Name + " in " + c.to.src.label)
+	c.rep.Summary.BuildsChecked++
+	if _, err := c.to.drv.Build(ctx, c.to.src.ref, t, []string{cp.To.Attr}); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		cp.Message = err.Error()
+		cp.Change = changeBuildFailed
+		if cp.From != nil && cp.From.State == nix.StateOK {
+			c.say("building " + cp.Name + " in " + c.from.src.label)
+			if _, ferr := c.from.drv.Build(ctx, c.from.src.ref, t, []string{cp.From.Attr}); ferr != nil {
+				cp.Change = changeStillFailing
 			}
 		}
-		sort.Slice(ci.Packages, func(a, b int) bool { return ci.Packages[a].Name < ci.Packages[b].Name })
-		if len(renamed) > 0 && im.comps != nil {
-			comps := append([]string(nil), im.comps...)
-			for j, c := range comps {
-				for old, nw := range renamed {
-					if strings.EqualFold(c, old) {
-						comps[j] = strings.ToLower(nw)
-					}
+	}
+	return nil
+}
+
+// count counts a package with change in the summary.
+func (s *CheckSummary) count(change string) {
+	s.Packages++
+	switch change {
+	case changeUnchanged:
+		s.Unchanged++
+	case changeVersion:
+		s.Version++
+	case changeDeprecated:
+		s.Deprecated++
+	case changeRenamed:
+		s.Renamed++
+	case changeRemoved:
+		s.Removed++
+	case changeEvalFailed:
+		s.EvalFailed++
+	case changeBuildFailed:
+		s.BuildFailed++
+	case changeFixed:
+		s.Fixed++
+	case changeStillFailing:
+		s.StillFailing++
+	}
+}
+
+// checkedImage is the report of image im, whose packages are pkgs: each
+// package's result, whether it breaks, and the image name to use instead
+// when packages were renamed.
+func checkedImage(im checkImage, pkgs []string, results map[platformPackage]CheckedPackage) CheckedImage {
+	ci := CheckedImage{Image: im.image, Kind: im.kind, Platform: im.platform, Packages: []CheckedPackage{}}
+	renamed := map[string]string{}
+	for _, n := range pkgs {
+		cp := results[platformPackage{im.platform, n}]
+		ci.Packages = append(ci.Packages, cp)
+		ci.Breaks = ci.Breaks || cp.Breaks
+		if cp.To.State == nix.StateRenamed && cp.Replacement != "" {
+			renamed[n] = cp.Replacement
+		}
+	}
+	sort.Slice(ci.Packages, func(a, b int) bool { return ci.Packages[a].Name < ci.Packages[b].Name })
+	if len(renamed) > 0 && im.comps != nil {
+		comps := append([]string(nil), im.comps...)
+		for j, c := range comps {
+			for old, nw := range renamed {
+				if strings.EqualFold(c, old) {
+					comps[j] = strings.ToLower(nw)
 				}
 			}
-			ci.Suggestion = strings.Join(unique(comps), "/")
 		}
-		rep.Summary.Images++
-		if ci.Breaks {
-			rep.Summary.BrokenImages++
-			rep.Breaks = true
-		}
-		rep.Images = append(rep.Images, ci)
+		ci.Suggestion = strings.Join(unique(comps), "/")
 	}
-	return rep, nil
+	return ci
 }
 
 func sourceInfo(ctx context.Context, s checkSide) (CheckSourceInfo, error) {
