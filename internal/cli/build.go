@@ -20,12 +20,10 @@ import (
 
 	"strata/internal/builder"
 	"strata/internal/buildspec"
-	"strata/internal/layer"
 	"strata/internal/layering"
 	"strata/internal/nix"
 	"strata/internal/nixcache"
 	"strata/internal/publish"
-	"strata/internal/storage"
 )
 
 type buildOptions struct {
@@ -79,9 +77,7 @@ evaluates to one (-f image.nix, optionally --nix-attr ATTR; or --flake REF
 		Example: `  strata build --pkgs-path testdata/pkgs hello --cmd hello --output oci:out
   strata build --pkgs-path testdata/pkgs -f examples/lix/image.nix --output docker-archive:lix.tar --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f := cmd.Flag("log-level"); f != nil && f.Changed {
-				o.verbose = true
-			}
+			o.verbose = logLevelGiven(cmd)
 			return runBuild(cmd.Context(), cmd, env, o, args)
 		},
 	}
@@ -154,95 +150,154 @@ type OutputResult struct {
 
 func runBuild(ctx context.Context, cmd *cobra.Command, env *Env, o *buildOptions, args []string) error {
 	start := time.Now()
+	if err := o.checkFlags(); err != nil {
+		return err
+	}
+	// A YAML description is checked before anything else runs.
+	desc, err := o.readDescription()
+	if err != nil {
+		return err
+	}
+	drv, withPkgs, err := o.nixDriver(env)
+	if err != nil {
+		return err
+	}
+	var descPlatforms []string
+	if desc != nil {
+		descPlatforms = desc.Platforms
+	}
+	platforms, err := parsePlatforms(strings.Join(choosePlatforms(o.platforms, descPlatforms), ","))
+	if err != nil {
+		return fmt.Errorf("--platform: %w", err)
+	}
+	prog := newProgress(env.Stderr, o.jsonOut)
+	if o.nixFile() || o.flakeAttr() {
+		if desc, platforms, err = o.evalDescription(ctx, drv, platforms, withPkgs, prog); err != nil {
+			return err
+		}
+	}
+	desc, req, err := o.request(desc, args)
+	if err != nil {
+		return err
+	}
+	b, err := o.newBuilder(ctx, env, drv, desc, req, platforms, prog)
+	if err != nil {
+		return err
+	}
+	res, err := b.BuildRequest(ctx, req)
+	if err != nil {
+		return explainBuildError(desc, err)
+	}
+	prog.done()
+	out, err := o.writeOutputs(ctx, cmd, env, b, req, res, prog)
+	if err != nil {
+		return err
+	}
+	out.Seconds = time.Since(start).Seconds()
+	if o.jsonOut {
+		return printJSON(env.Stdout, out)
+	}
+	fmt.Fprintf(env.Stderr, "built %s %s (%d layers packed, %.1fs)\n", req.Name, res.OCI.Digest, res.LayersPacked, out.Seconds)
+	return nil
+}
+
+// nixFile reports whether the description is a Nix file (-f image.nix).
+func (o *buildOptions) nixFile() bool { return o.file != "" && strings.HasSuffix(o.file, ".nix") }
+
+// flakeAttr reports whether the description is an attribute of --flake.
+func (o *buildOptions) flakeAttr() bool { return o.file == "" && o.flake != "" && o.nixAttr != "" }
+
+// checkFlags checks the flags that need no file read: the outputs and
+// --nix-attr.
+func (o *buildOptions) checkFlags() error {
 	for _, out := range o.outputs {
 		if _, err := publish.ParseLocation(out, o.remote.insecure); err != nil {
 			return fmt.Errorf("--output %w", err)
 		}
 	}
-	nixFile := o.file != "" && strings.HasSuffix(o.file, ".nix")
-	flakeAttr := o.file == "" && o.flake != "" && o.nixAttr != ""
-	if o.nixAttr != "" && !nixFile && !flakeAttr {
+	if o.nixAttr != "" && !o.nixFile() && !o.flakeAttr() {
 		return errors.New("--nix-attr selects an attribute of a .nix description (-f image.nix) or of --flake; give one of them")
 	}
-	// A YAML description is checked before anything else runs.
-	var desc *buildspec.Description
-	if o.file != "" && !nixFile {
-		raw, err := os.ReadFile(o.file)
-		if err != nil {
-			return fmt.Errorf("read the description: %w", err)
-		}
-		if desc, err = buildspec.Parse(o.file, raw); err != nil {
-			return err
-		}
-	}
+	return nil
+}
 
+// readDescription reads and checks a YAML or JSON description (-f); nil
+// without one, or with a Nix description, which is evaluated later.
+func (o *buildOptions) readDescription() (*buildspec.Description, error) {
+	if o.file == "" || o.nixFile() {
+		return nil, nil
+	}
+	raw, err := os.ReadFile(o.file)
+	if err != nil {
+		return nil, fmt.Errorf("read the description: %w", err)
+	}
+	return buildspec.Parse(o.file, raw)
+}
+
+// nixDriver is the Nix driver of the package set; without one, a Nix
+// description brings its own packages (withPkgs false).
+func (o *buildOptions) nixDriver(env *Env) (drv *nix.Driver, withPkgs bool, err error) {
 	cfg := o.nixConfig(quietLog(env, o.verbose))
-	withPkgs := true
+	withPkgs = true
 	if !o.hasSource() {
-		if !nixFile {
-			return errNoSource
+		if !o.nixFile() {
+			return nil, false, errNoSource
 		}
-		// A Nix description brings its own packages.
 		cfg.PkgsPath = o.file
 		withPkgs = false
 	}
-	drv, err := nix.New(cfg)
-	if err != nil {
-		return err
-	}
+	drv, err = nix.New(cfg)
+	return drv, withPkgs, err
+}
 
-	// The platforms: flags, else the description's, else the host's.
-	plats := o.platforms
-	if len(plats) == 0 && desc != nil {
-		plats = desc.Platforms
+// evalDescription evaluates a Nix description (-f image.nix, or --flake
+// with --nix-attr) for the first platform; its platforms are built unless
+// --platform is given.
+func (o *buildOptions) evalDescription(ctx context.Context, drv *nix.Driver, platforms []builder.Platform, withPkgs bool, prog *progress) (*buildspec.Description, []builder.Platform, error) {
+	prog.say("evaluating the image description")
+	var ev *nix.Evaluated
+	var err error
+	if o.nixFile() {
+		ev, err = drv.EvalFile(ctx, o.ref, platforms[0].Target, o.file, o.nixAttr, withPkgs)
+	} else {
+		ev, err = drv.EvalFlakeAttr(ctx, o.nixAttr)
 	}
-	if len(plats) == 0 {
-		plats = []string{hostPlatform()}
-	}
-	platforms, err := parsePlatforms(strings.Join(plats, ","))
 	if err != nil {
-		return fmt.Errorf("--platform: %w", err)
+		return nil, nil, err
 	}
+	label := o.file
+	if o.flakeAttr() {
+		label = o.flake + "#" + o.nixAttr
+	}
+	desc, err := buildspec.ParseNix(label, ev.Value, ev.Inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(o.platforms) == 0 && len(desc.Platforms) > 0 {
+		if platforms, err = parsePlatforms(strings.Join(desc.Platforms, ",")); err != nil {
+			return nil, nil, fmt.Errorf("%s: platforms: %w", label, err)
+		}
+	}
+	if len(platforms) > 1 && len(ev.Inputs) > 0 {
+		return nil, nil, fmt.Errorf("%s: a Nix description is evaluated for one platform; build each platform separately (--platform) and join them with strata index", label)
+	}
+	return desc, platforms, nil
+}
 
-	prog := newProgress(env.Stderr, o.jsonOut)
-	if nixFile || flakeAttr {
-		prog.say("evaluating the image description")
-		var ev *nix.Evaluated
-		if nixFile {
-			ev, err = drv.EvalFile(ctx, o.ref, platforms[0].Target, o.file, o.nixAttr, withPkgs)
-		} else {
-			ev, err = drv.EvalFlakeAttr(ctx, o.nixAttr)
-		}
-		if err != nil {
-			return err
-		}
-		label := o.file
-		if flakeAttr {
-			label = o.flake + "#" + o.nixAttr
-		}
-		if desc, err = buildspec.ParseNix(label, ev.Value, ev.Inputs); err != nil {
-			return err
-		}
-		if len(o.platforms) == 0 && len(desc.Platforms) > 0 {
-			if platforms, err = parsePlatforms(strings.Join(desc.Platforms, ",")); err != nil {
-				return fmt.Errorf("%s: platforms: %w", label, err)
-			}
-		}
-		if len(platforms) > 1 && len(ev.Inputs) > 0 {
-			return fmt.Errorf("%s: a Nix description is evaluated for one platform; build each platform separately (--platform) and join them with strata index", label)
-		}
-	}
+// request adds the flags and arguments to desc (nil: an empty one), checks
+// it and returns it with the builder's request.
+func (o *buildOptions) request(desc *buildspec.Description, args []string) (*buildspec.Description, builder.Request, error) {
 	if desc == nil {
 		desc = &buildspec.Description{}
 	}
 	if err := applyFlags(desc, o, args); err != nil {
-		return err
+		return nil, builder.Request{}, err
 	}
 	if err := desc.Check(); err != nil {
-		return err
+		return nil, builder.Request{}, err
 	}
 	if len(desc.Packages) == 0 && len(desc.Layers) == 0 {
-		return errors.New("nothing to build: name packages (strata build hello) or a description (-f image.yaml)")
+		return nil, builder.Request{}, errors.New("nothing to build: name packages (strata build hello) or a description (-f image.yaml)")
 	}
 	req := desc.Request()
 	req.Ref = o.ref
@@ -252,87 +307,85 @@ func runBuild(ctx context.Context, cmd *cobra.Command, env *Env, o *buildOptions
 	case builder.FormatNixSnapshotter:
 		req.Format = builder.FormatNixSnapshotter
 	default:
-		return fmt.Errorf("--format %q: use layers or %s", o.format, builder.FormatNixSnapshotter)
+		return nil, builder.Request{}, fmt.Errorf("--format %q: use layers or %s", o.format, builder.FormatNixSnapshotter)
 	}
+	return desc, req, nil
+}
 
-	if o.cacheDir == "" {
-		return errors.New("no cache directory: set --cache-dir")
-	}
-	store, err := storage.NewFS(o.cacheDir)
+// newBuilder is the builder of the cache directory, with --strategy and,
+// with --cache-key-file, the Nix binary cache's recorder.
+func (o *buildOptions) newBuilder(ctx context.Context, env *Env, drv *nix.Driver, desc *buildspec.Description, req builder.Request, platforms []builder.Platform, prog *progress) (*builder.Builder, error) {
+	store, err := o.openCache()
 	if err != nil {
-		return fmt.Errorf("cache directory: %w", err)
+		return nil, err
 	}
 	strat, err := loadStrategy(ctx, o.strategy, "", o.packageSet)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	comp := layer.Gzip
-	if desc.Compression != "" {
-		comp = layer.Compression(desc.Compression)
-	}
-	maxLayers := desc.MaxLayers
 	var recorder builder.Recorder
 	if o.cacheKey != "" {
 		key, err := nixcache.LoadKey(o.cacheKey)
 		if err != nil {
-			return fmt.Errorf("--cache-key-file: %w", err)
+			return nil, fmt.Errorf("--cache-key-file: %w", err)
 		}
 		recorder = &nixcache.Recorder{Store: store, Key: key}
 	} else if req.Format == builder.FormatNixSnapshotter {
-		return errors.New("--format nix-snapshotter: its nodes substitute the store paths from a Nix binary cache; give --cache-key-file, then serve --cache-dir with strata serve --storage-path DIR --cache-key-file FILE")
+		return nil, errors.New("--format nix-snapshotter: its nodes substitute the store paths from a Nix binary cache; give --cache-key-file, then serve --cache-dir with strata serve --storage-path DIR --cache-key-file FILE")
 	}
-	b, err := builder.New(builder.Options{
-		Nix: drv, Store: store, Strategy: strat, MaxLayers: maxLayers, Platforms: platforms,
-		MTime: time.Unix(o.epoch, 0), Compression: comp, Log: quietLog(env, o.verbose), Progress: prog.event,
-		Version: Version, Recorder: recorder,
-	})
-	if err != nil {
-		return err
-	}
-	res, err := b.BuildRequest(ctx, req)
-	if err != nil {
-		return explainBuildError(desc, err)
-	}
-	prog.done()
+	bo := o.builderOptions(desc, platforms, quietLog(env, o.verbose), prog)
+	bo.Nix, bo.Store, bo.Strategy, bo.Version, bo.Recorder = drv, store, strat, Version, recorder
+	return builder.New(bo)
+}
 
+// writeOutputs describes the built image and writes it to each --output.
+func (o *buildOptions) writeOutputs(ctx context.Context, cmd *cobra.Command, env *Env, b *builder.Builder, req builder.Request, res builder.Result, prog *progress) (BuildResult, error) {
 	out := BuildResult{Name: req.Name, Digest: res.OCI.Digest, MediaType: string(res.OCI.MediaType), Size: res.OCI.Size,
 		DockerDigest: res.Docker.Digest, LayersPacked: res.LayersPacked, Cached: res.Cached, Outputs: []OutputResult{}}
 	art, err := b.Load(ctx, res.OCI)
 	if err != nil {
-		return err
+		return out, err
 	}
 	if out.Manifests, err = describeArtifact(art); err != nil {
-		return err
+		return out, err
 	}
-	if len(o.outputs) > 0 {
-		log := o.remote.logger(cmd, env)
-		kc, err := o.remote.keychain(cmd, env, log, o.outputs...)
+	if len(o.outputs) == 0 {
+		return out, nil
+	}
+	log := o.remote.logger(cmd, env)
+	kc, err := o.remote.keychain(cmd, env, log, o.outputs...)
+	if err != nil {
+		return out, err
+	}
+	wopts := publish.CopyOptions{Jobs: o.remote.jobs, Insecure: o.remote.insecure, Keychain: kc, Log: log,
+		ArchiveName: repoName(req.Name)}
+	for _, o2 := range o.outputs {
+		prog.say("writing " + o2)
+		pa, err := publishArtifact(ctx, b, res, art, o2, o.sbom, o.remote.insecure)
 		if err != nil {
-			return err
+			return out, err
 		}
-		wopts := publish.CopyOptions{Jobs: o.remote.jobs, Insecure: o.remote.insecure, Keychain: kc, Log: log,
-			ArchiveName: repoName(req.Name)}
-		for _, o2 := range o.outputs {
-			prog.say("writing " + o2)
-			pa, err := publishArtifact(ctx, b, res, art, o2, o.sbom, o.remote.insecure)
-			if err != nil {
-				return err
-			}
-			r, err := publish.Write(ctx, o2, pa, wopts)
-			if err != nil {
-				return fmt.Errorf("--output %s: %w", o2, err)
-			}
-			out.Outputs = append(out.Outputs, OutputResult{Output: o2, Digest: r.Digest, SBOMs: r.Referrers})
+		r, err := publish.Write(ctx, o2, pa, wopts)
+		if err != nil {
+			return out, fmt.Errorf("--output %s: %w", o2, err)
 		}
+		out.Outputs = append(out.Outputs, OutputResult{Output: o2, Digest: r.Digest, SBOMs: r.Referrers})
 	}
-	out.Seconds = time.Since(start).Seconds()
-	if o.jsonOut {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	fmt.Fprintf(env.Stderr, "built %s %s (%d layers packed, %.1fs)\n", req.Name, res.OCI.Digest, res.LayersPacked, out.Seconds)
-	return nil
+	return out, nil
+}
+
+// printJSON prints v as indented JSON, the --json output of a command.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// logLevelGiven reports whether --log-level was given: then the builder's
+// and Nix's logs are shown (quietLog).
+func logLevelGiven(cmd *cobra.Command) bool {
+	f := cmd.Flag("log-level")
+	return f != nil && f.Changed
 }
 
 // quietLog is the logger of the builder and the Nix driver: silent unless
@@ -373,6 +426,22 @@ func explainBuildError(d *buildspec.Description, err error) error {
 	return err
 }
 
+// keyValues adds each KEY=VALUE of kvs to *m, made when needed; bad is
+// the error of an entry without "=" or, unless emptyKey, with an empty KEY.
+func keyValues(m *map[string]string, kvs []string, emptyKey bool, bad func(kv string) error) error {
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" && !emptyKey {
+			return bad(kv)
+		}
+		if *m == nil {
+			*m = map[string]string{}
+		}
+		(*m)[k] = v
+	}
+	return nil
+}
+
 func applyFlags(d *buildspec.Description, o *buildOptions, args []string) error {
 	d.Packages = append(d.Packages, args...)
 	if o.name != "" {
@@ -392,15 +461,8 @@ func applyFlags(d *buildspec.Description, o *buildOptions, args []string) error 
 			return err
 		}
 	}
-	for _, e := range o.env {
-		k, v, ok := strings.Cut(e, "=")
-		if !ok {
-			return fmt.Errorf("--env %q: use KEY=VALUE", e)
-		}
-		if d.Config.Env == nil {
-			d.Config.Env = map[string]string{}
-		}
-		d.Config.Env[k] = v
+	if err := keyValues(&d.Config.Env, o.env, true, func(e string) error { return fmt.Errorf("--env %q: use KEY=VALUE", e) }); err != nil {
+		return err
 	}
 	if o.workdir != "" {
 		d.Config.WorkingDir = o.workdir
@@ -409,25 +471,11 @@ func applyFlags(d *buildspec.Description, o *buildOptions, args []string) error 
 	if o.user != "" {
 		d.Config.User = o.user
 	}
-	for _, l := range o.labels {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--label %q: use KEY=VALUE", l)
-		}
-		if d.Config.Labels == nil {
-			d.Config.Labels = map[string]string{}
-		}
-		d.Config.Labels[k] = v
+	if err := keyValues(&d.Config.Labels, o.labels, false, func(l string) error { return fmt.Errorf("--label %q: use KEY=VALUE", l) }); err != nil {
+		return err
 	}
-	for _, a := range o.annotations {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--annotation %q: use KEY=VALUE", a)
-		}
-		if d.Annotations == nil {
-			d.Annotations = map[string]string{}
-		}
-		d.Annotations[k] = v
+	if err := keyValues(&d.Annotations, o.annotations, false, func(a string) error { return fmt.Errorf("--annotation %q: use KEY=VALUE", a) }); err != nil {
+		return err
 	}
 	if o.maxLayers != 0 {
 		d.MaxLayers = o.maxLayers

@@ -62,9 +62,7 @@ The JSON output (--json) is described in docs/check.md.`,
 		Example: `  strata check --from testdata/pkgs --to testdata/pkgs-next shell/exa/htop/jq/curl/telnet hello
   strata check --from git:/srv/pkgs#v1 --to git:/srv/pkgs#v2 -f image.yaml --build --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f := cmd.Flag("log-level"); f != nil && f.Changed {
-				o.verbose = true
-			}
+			o.verbose = logLevelGiven(cmd)
 			return runCheckCmd(cmd.Context(), env, o, args)
 		},
 	}
@@ -283,9 +281,7 @@ func runCheckCmd(ctx context.Context, env *Env, o *checkOptions, args []string) 
 		return fail(err)
 	}
 	if o.jsonOut {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := printJSON(env.Stdout, rep); err != nil {
 			return err
 		}
 	} else {

@@ -57,15 +57,8 @@ and what it found.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := publish.IndexOptions{From: from, Jobs: f.jobs, Insecure: f.insecure, NoReferrers: !referrers, DryRun: dryRun}
-			for _, a := range annots {
-				k, v, ok := strings.Cut(a, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--annotation %q: want KEY=VALUE", a)
-				}
-				if opts.Annotations == nil {
-					opts.Annotations = map[string]string{}
-				}
-				opts.Annotations[k] = v
+			if err := keyValues(&opts.Annotations, annots, false, func(a string) error { return fmt.Errorf("--annotation %q: want KEY=VALUE", a) }); err != nil {
+				return err
 			}
 			for _, r := range required {
 				for _, s := range strings.Split(r, ",") {

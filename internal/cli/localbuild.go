@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,7 +11,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"strata/internal/builder"
+	"strata/internal/buildspec"
+	"strata/internal/layer"
 	"strata/internal/nix"
+	"strata/internal/storage"
 )
 
 // localBuild holds the flags of the subcommands that build on this machine
@@ -63,4 +68,40 @@ func defaultCacheDir() string {
 		return filepath.Join(d, "strata")
 	}
 	return ""
+}
+
+// choosePlatforms returns the first non-empty list of platforms, else the
+// build machine's.
+func choosePlatforms(lists ...[]string) []string {
+	for _, l := range lists {
+		if len(l) > 0 {
+			return l
+		}
+	}
+	return []string{hostPlatform()}
+}
+
+// openCache opens the cache directory (--cache-dir) as a filesystem store.
+func (l *localBuild) openCache() (storage.Store, error) {
+	if l.cacheDir == "" {
+		return nil, errors.New("no cache directory: set --cache-dir")
+	}
+	store, err := storage.NewFS(l.cacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	return store, nil
+}
+
+// builderOptions are the options of a local build of desc shared by build
+// and publish: its layer budget and compression (default gzip), the
+// platforms, --source-date-epoch, the log and progress; the caller adds
+// the driver, the store and the strategy.
+func (l *localBuild) builderOptions(desc *buildspec.Description, platforms []builder.Platform, log *slog.Logger, prog *progress) builder.Options {
+	comp := layer.Gzip
+	if desc.Compression != "" {
+		comp = layer.Compression(desc.Compression)
+	}
+	return builder.Options{MaxLayers: desc.MaxLayers, Platforms: platforms, MTime: time.Unix(l.epoch, 0),
+		Compression: comp, Log: log, Progress: prog.event}
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,11 +15,9 @@ import (
 
 	"strata/internal/builder"
 	"strata/internal/buildspec"
-	"strata/internal/layer"
 	"strata/internal/layering"
 	"strata/internal/nix"
 	"strata/internal/publish"
-	"strata/internal/storage"
 )
 
 // blockerExitCode is the exit code of a release stopped by a preflight
@@ -112,9 +109,7 @@ config's version. latest moves only for MAJOR.MINOR.PATCH versions: not for
   VERSION=1.2.3 strata publish -f publish.yaml --publish --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f := cmd.Flag("log-level"); f != nil && f.Changed {
-				o.verbose = true
-			}
+			o.verbose = logLevelGiven(cmd)
 			err := runPublishCmd(cmd.Context(), cmd, env, o)
 			var be *publish.BlockerError
 			if errors.As(err, &be) {
@@ -176,17 +171,7 @@ func runPublishCmd(ctx context.Context, cmd *cobra.Command, env *Env, o *publish
 	}
 
 	// Platforms: flag, config, description, build machine.
-	plats := o.platforms
-	if len(plats) == 0 {
-		plats = cfg.Platforms
-	}
-	if len(plats) == 0 {
-		plats = desc.Platforms
-	}
-	if len(plats) == 0 {
-		plats = []string{hostPlatform()}
-	}
-	platforms, err := parsePlatforms(strings.Join(plats, ","))
+	platforms, err := parsePlatforms(strings.Join(choosePlatforms(o.platforms, cfg.Platforms, desc.Platforms), ","))
 	if err != nil {
 		return fmt.Errorf("platforms: %w", err)
 	}
@@ -266,9 +251,7 @@ func runPublishCmd(ctx context.Context, cmd *cobra.Command, env *Env, o *publish
 		return err
 	}
 	if o.remote.json {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(PublishResult{ReleaseResult: res, VersionSource: string(vsrc), Release: release, Skipped: append([]string{}, skipped...)})
+		return printJSON(env.Stdout, PublishResult{ReleaseResult: res, VersionSource: string(vsrc), Release: release, Skipped: append([]string{}, skipped...)})
 	}
 	if dryRun {
 		out.line("dry run: nothing was pushed")
@@ -305,30 +288,22 @@ func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buil
 	if !o.hasSource() {
 		return nil, nil, errNoSource
 	}
-	if o.cacheDir == "" {
-		return nil, nil, errors.New("no cache directory: set --cache-dir")
+	store, err := o.openCache()
+	if err != nil {
+		return nil, nil, err
 	}
 	drv, err := nix.New(o.nixConfig(quietLog(env, o.verbose)))
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := storage.NewFS(o.cacheDir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cache directory: %w", err)
-	}
 	strat, err := layering.New("", nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	comp := layer.Gzip
-	if desc.Compression != "" {
-		comp = layer.Compression(desc.Compression)
-	}
 	prog := newProgress(env.Stderr, o.remote.json)
-	b, err := builder.New(builder.Options{
-		Nix: drv, Store: store, Strategy: strat, MaxLayers: desc.MaxLayers, Platforms: platforms,
-		MTime: time.Unix(o.epoch, 0), Compression: comp, Log: quietLog(env, o.verbose), Progress: prog.event,
-	})
+	bo := o.builderOptions(desc, platforms, quietLog(env, o.verbose), prog)
+	bo.Nix, bo.Store, bo.Strategy = drv, store, strat
+	b, err := builder.New(bo)
 	if err != nil {
 		return nil, nil, err
 	}
