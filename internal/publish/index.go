@@ -202,7 +202,7 @@ func (c *client) openChild(ctx context.Context, f indexFrom, dst name.Repository
 	if err != nil {
 		return indexChild{}, fmt.Errorf("read the config of %s: %w", f.raw, explain(err))
 	}
-	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion, OSFeatures: cf.OSFeatures}
+	p := configPlatform(cf)
 	if p.OS == "" || p.Architecture == "" {
 		return indexChild{}, fmt.Errorf("--from %s (%s) has no os/architecture in its config: rebuild it with --platform", f.raw, desc.Digest)
 	}
@@ -271,22 +271,15 @@ func CreateIndex(ctx context.Context, dst string, opts IndexOptions) (Result, er
 		seen[platformKey(ch.platform)] = s
 		children = append(children, ch)
 	}
-	have := make([]v1.Platform, len(children))
-	var found []string
-	for i, ch := range children {
-		have[i] = ch.platform
-		found = append(found, fmt.Sprintf("%s is %s", ch.from, platformString(ch.platform)))
-	}
-	if missing := MissingPlatforms(have, opts.Require); len(missing) > 0 {
-		return Result{}, fmt.Errorf("required platform %s missing (%s): add an image for it with --from (nothing was pushed)", strings.Join(missing, ", "), strings.Join(found, "; "))
-	}
-	idx, err := assembleIndex(children, opts.Annotations)
+	idx, d, err := indexOf(children, opts.Require, opts.Annotations, func(missing []string) error {
+		var found []string
+		for _, ch := range children {
+			found = append(found, fmt.Sprintf("%s is %s", ch.from, platformString(ch.platform)))
+		}
+		return fmt.Errorf("required platform %s missing (%s): add an image for it with --from (nothing was pushed)", strings.Join(missing, ", "), strings.Join(found, "; "))
+	})
 	if err != nil {
 		return Result{}, err
-	}
-	d, err := idx.Digest()
-	if err != nil {
-		return Result{}, fmt.Errorf("index digest: %w", err)
 	}
 	if dg, ok := dstRef.(name.Digest); ok && dg.DigestStr() != d.String() {
 		return Result{}, fmt.Errorf("destination digest %s differs from the index's %s: name the destination by tag", dg.DigestStr(), d)
@@ -330,6 +323,34 @@ func MissingPlatforms(have, want []v1.Platform) []string {
 		}
 	}
 	return missing
+}
+
+// configPlatform is the platform an image's config names.
+func configPlatform(cf *v1.ConfigFile) v1.Platform {
+	return v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion, OSFeatures: cf.OSFeatures}
+}
+
+// indexOf is the index of children, as CreateIndex and Release push it:
+// it checks that they cover require (missingErr is the error naming the
+// platforms missing), assembles the index (assembleIndex) and computes its
+// digest.
+func indexOf(children []indexChild, require []v1.Platform, annotations map[string]string, missingErr func(missing []string) error) (v1.ImageIndex, v1.Hash, error) {
+	have := make([]v1.Platform, len(children))
+	for i, ch := range children {
+		have[i] = ch.platform
+	}
+	if missing := MissingPlatforms(have, require); len(missing) > 0 {
+		return nil, v1.Hash{}, missingErr(missing)
+	}
+	idx, err := assembleIndex(children, annotations)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("index digest: %w", err)
+	}
+	return idx, d, nil
 }
 
 // assembleIndex sorts children by platform (so the order of From never

@@ -145,76 +145,24 @@ func Release(ctx context.Context, opts ReleaseOptions) (ReleaseResult, error) {
 	if len(opts.Images) == 0 {
 		return ReleaseResult{}, fmt.Errorf("release: no images to publish")
 	}
-
-	children := make([]indexChild, 0, len(opts.Images))
-	seen := map[string]bool{}
-	for _, pi := range opts.Images {
-		var p v1.Platform
-		if pi.Platform != nil {
-			p = *pi.Platform
-		} else {
-			cf, err := pi.Image.ConfigFile()
-			if err != nil {
-				return ReleaseResult{}, fmt.Errorf("read image config: %w", err)
-			}
-			p = v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion, OSFeatures: cf.OSFeatures}
-		}
-		if p.OS == "" || p.Architecture == "" {
-			return ReleaseResult{}, fmt.Errorf("an image has no os/architecture: rebuild it with a platform")
-		}
-		if seen[platformKey(p)] {
-			return ReleaseResult{}, fmt.Errorf("two images are %s: a release holds one image per platform", platformString(p))
-		}
-		seen[platformKey(p)] = true
-		d, err := pi.Image.Digest()
-		if err != nil {
-			return ReleaseResult{}, fmt.Errorf("digest of the %s image: %w", platformString(p), err)
-		}
-		art := Artifact{Image: pi.Image}
-		for _, r := range pi.Referrers {
-			art.Referrers = append(art.Referrers, Artifact{Image: r})
-		}
-		children = append(children, indexChild{from: platformString(p), ref: repo.Digest(d.String()), art: art, digest: d, platform: p})
-	}
-	have := make([]v1.Platform, len(children))
-	for i, ch := range children {
-		have[i] = ch.platform
-	}
-	if missing := MissingPlatforms(have, opts.Require); len(missing) > 0 {
-		return ReleaseResult{}, fmt.Errorf("required platform %s missing: nothing was pushed (build it, or drop it from require)", strings.Join(missing, ", "))
-	}
-	idx, err := assembleIndex(children, opts.Annotations)
+	children, err := releaseChildren(repo, opts.Images)
 	if err != nil {
 		return ReleaseResult{}, err
 	}
-	idxDigest, err := idx.Digest()
+	idx, idxDigest, err := indexOf(children, opts.Require, opts.Annotations, func(missing []string) error {
+		return fmt.Errorf("required platform %s missing: nothing was pushed (build it, or drop it from require)", strings.Join(missing, ", "))
+	})
 	if err != nil {
-		return ReleaseResult{}, fmt.Errorf("index digest: %w", err)
+		return ReleaseResult{}, err
 	}
 	raw, err := idx.RawManifest()
 	if err != nil {
 		return ReleaseResult{}, fmt.Errorf("index: %w", err)
 	}
-
-	res := ReleaseResult{Repository: repo.String(), Version: opts.Version, Index: idxDigest.String(),
-		DryRun: opts.DryRun, Platforms: []PlatformDigest{}, Tags: []string{tag}}
-	for _, ch := range children {
-		size, err := imageSize(ch.art.Image)
-		if err != nil {
-			return ReleaseResult{}, err
-		}
-		ps := platformString(ch.platform)
-		res.Platforms = append(res.Platforms, PlatformDigest{Platform: ps, Digest: ch.digest.String(), Referrers: ch.art.referrerDigests()})
-		res.Steps = append(res.Steps, Step{Action: ActionPushImage, Platform: ps, Ref: ch.ref.String(), Digest: ch.digest.String(), Size: size})
+	res, err := planRelease(repo, tag, opts, children, idxDigest, int64(len(raw)))
+	if err != nil {
+		return ReleaseResult{}, err
 	}
-	idxStep := Step{Action: ActionPushIndex, Ref: repo.Digest(idxDigest.String()).String(), Digest: idxDigest.String(), Size: int64(len(raw))}
-	res.Steps = append(res.Steps, idxStep,
-		Step{Action: ActionTag, Ref: repo.Tag(tag).String(), Digest: idxDigest.String(), Size: int64(len(raw))})
-	if opts.MoveLatest {
-		res.Tags = append(res.Tags, "latest")
-		res.Steps = append(res.Steps, Step{Action: ActionTag, Ref: repo.Tag("latest").String(), Digest: idxDigest.String(), Size: int64(len(raw))})
-	}
-
 	step := func(s Step) {
 		if opts.Step != nil {
 			opts.Step(s)
@@ -226,34 +174,104 @@ func Release(ctx context.Context, opts ReleaseOptions) (ReleaseResult, error) {
 		}
 		return res, nil
 	}
-
 	for i, s := range res.Steps {
-		switch {
-		case s.Action == ActionPushImage:
-			ch := children[i]
-			c.prog = nil // images go one at a time: no push is running
-			if opts.Progress != nil {
-				c.prog = func(u v1.Update) { opts.Progress(s, u) }
-			}
-			if _, err := (&registryTarget{c: c, ref: ch.ref}).Write(ctx, ch.art); err != nil {
-				return res, fmt.Errorf("push the %s image: %w (no tag was moved)", s.Platform, err)
-			}
-		default:
-			ref, err := name.ParseReference(s.Ref, nopts...)
-			if err != nil {
-				return res, err
-			}
-			if err := c.putRaw(ctx, ref, raw, types.OCIImageIndex); err != nil {
-				what := "push the index to " + s.Ref
-				if s.Action == ActionTag {
-					what = "tag " + s.Ref
-				}
-				return res, fmt.Errorf("%s: %w", what, explain(err))
-			}
+		if err := c.releaseStep(ctx, s, children, i, raw, nopts, opts.Progress); err != nil {
+			return res, err
 		}
 		step(s)
 	}
 	return res, nil
+}
+
+// releaseChildren are the index entries of a release's images, each with
+// its platform (given, else its config's) and its referrers, checked: one
+// image per platform, each with an os and architecture.
+func releaseChildren(repo name.Repository, images []PlatformImage) ([]indexChild, error) {
+	children := make([]indexChild, 0, len(images))
+	seen := map[string]bool{}
+	for _, pi := range images {
+		var p v1.Platform
+		if pi.Platform != nil {
+			p = *pi.Platform
+		} else {
+			cf, err := pi.Image.ConfigFile()
+			if err != nil {
+				return nil, fmt.Errorf("read image config: %w", err)
+			}
+			p = configPlatform(cf)
+		}
+		if p.OS == "" || p.Architecture == "" {
+			return nil, fmt.Errorf("an image has no os/architecture: rebuild it with a platform")
+		}
+		if seen[platformKey(p)] {
+			return nil, fmt.Errorf("two images are %s: a release holds one image per platform", platformString(p))
+		}
+		seen[platformKey(p)] = true
+		d, err := pi.Image.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("digest of the %s image: %w", platformString(p), err)
+		}
+		art := Artifact{Image: pi.Image}
+		for _, r := range pi.Referrers {
+			art.Referrers = append(art.Referrers, Artifact{Image: r})
+		}
+		children = append(children, indexChild{from: platformString(p), ref: repo.Digest(d.String()), art: art, digest: d, platform: p})
+	}
+	return children, nil
+}
+
+// planRelease lists a release's mutations in order: each image by digest
+// (one step per child, in the children's order), the index by digest, the
+// version tag, and latest when opts.MoveLatest.
+func planRelease(repo name.Repository, tag string, opts ReleaseOptions, children []indexChild, idxDigest v1.Hash, idxSize int64) (ReleaseResult, error) {
+	res := ReleaseResult{Repository: repo.String(), Version: opts.Version, Index: idxDigest.String(),
+		DryRun: opts.DryRun, Platforms: []PlatformDigest{}, Tags: []string{tag}}
+	for _, ch := range children {
+		size, err := imageSize(ch.art.Image)
+		if err != nil {
+			return ReleaseResult{}, err
+		}
+		ps := platformString(ch.platform)
+		res.Platforms = append(res.Platforms, PlatformDigest{Platform: ps, Digest: ch.digest.String(), Referrers: ch.art.referrerDigests()})
+		res.Steps = append(res.Steps, Step{Action: ActionPushImage, Platform: ps, Ref: ch.ref.String(), Digest: ch.digest.String(), Size: size})
+	}
+	idxStep := Step{Action: ActionPushIndex, Ref: repo.Digest(idxDigest.String()).String(), Digest: idxDigest.String(), Size: idxSize}
+	res.Steps = append(res.Steps, idxStep,
+		Step{Action: ActionTag, Ref: repo.Tag(tag).String(), Digest: idxDigest.String(), Size: idxSize})
+	if opts.MoveLatest {
+		res.Tags = append(res.Tags, "latest")
+		res.Steps = append(res.Steps, Step{Action: ActionTag, Ref: repo.Tag("latest").String(), Digest: idxDigest.String(), Size: idxSize})
+	}
+	return res, nil
+}
+
+// releaseStep makes the mutation s, the i-th of the plan: an image push
+// (children[i], with its referrers), or a PUT of the index's raw bytes by
+// digest or under a tag.
+func (c *client) releaseStep(ctx context.Context, s Step, children []indexChild, i int, raw []byte, nopts []name.Option, progress func(Step, v1.Update)) error {
+	if s.Action == ActionPushImage {
+		ch := children[i]
+		c.prog = nil // images go one at a time: no push is running
+		if progress != nil {
+			c.prog = func(u v1.Update) { progress(s, u) }
+		}
+		if _, err := (&registryTarget{c: c, ref: ch.ref}).Write(ctx, ch.art); err != nil {
+			return fmt.Errorf("push the %s image: %w (no tag was moved)", s.Platform, err)
+		}
+		return nil
+	}
+	ref, err := name.ParseReference(s.Ref, nopts...)
+	if err != nil {
+		return err
+	}
+	if err := c.putRaw(ctx, ref, raw, types.OCIImageIndex); err != nil {
+		what := "push the index to " + s.Ref
+		if s.Action == ActionTag {
+			what = "tag " + s.Ref
+		}
+		return fmt.Errorf("%s: %w", what, explain(err))
+	}
+	return nil
 }
 
 // imageSize is the bytes of an image: manifest, config and layers.
