@@ -79,16 +79,52 @@ type PreflightResult struct {
 // Like ggcr, it tries https first and falls back to http for hosts where
 // ggcr would (loopback, or Insecure).
 func Preflight(ctx context.Context, repo string, opts PreflightOptions) (PreflightResult, error) {
+	p, err := newPreflight(repo, opts)
+	if err != nil {
+		return PreflightResult{}, err
+	}
+	status, scheme, err := p.probe(ctx)
+	if err != nil {
+		return PreflightResult{}, err
+	}
+	has, err := HasCredential(ctx, p.opts.Keychain, p.host)
+	if err != nil {
+		return PreflightResult{}, &BlockerError{Name: BlockerEmptyToken, Registry: p.host,
+			Err: fmt.Errorf("looking up credentials: %w", err)}
+	}
+	res := PreflightResult{Anonymous: status == http.StatusOK, HasCredential: has}
+	switch status {
+	case http.StatusOK:
+		return res, nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+	default:
+		return res, p.down(fmt.Errorf("GET /v2/ answered %d %s, not a registry's 200 or 401 (check the address in repository)", status, http.StatusText(status)))
+	}
+	if !has {
+		return res, &BlockerError{Name: BlockerEmptyToken, Registry: p.host,
+			Err: errors.New("the registry asks for credentials and none was found: docker/podman login, set $REGISTRY_TOKEN, or pass --username with --password-stdin or --token-command")}
+	}
+	return res, p.tryCredential(ctx, scheme)
+}
+
+// preflight is one Preflight: the repository, its registry and the
+// transport of every request.
+type preflight struct {
+	repo name.Repository
+	host string
+	opts PreflightOptions
+	rt   http.RoundTripper
+}
+
+func newPreflight(repo string, opts PreflightOptions) (*preflight, error) {
 	var nopts []name.Option
 	if opts.Insecure {
 		nopts = append(nopts, name.Insecure)
 	}
 	r, err := name.NewRepository(repo, nopts...)
 	if err != nil {
-		return PreflightResult{}, fmt.Errorf("repository %q: %w (want REGISTRY/REPOSITORY)", repo, err)
+		return nil, fmt.Errorf("repository %q: %w (want REGISTRY/REPOSITORY)", repo, err)
 	}
-	reg := r.Registry
-	host := reg.RegistryStr()
 	if opts.Keychain == nil {
 		opts.Keychain = Keychain(CredOptions{})
 	}
@@ -98,27 +134,40 @@ func Preflight(ctx context.Context, repo string, opts PreflightOptions) (Preflig
 	retry := opts.Retry.withDefaults()
 	retry.Attempts = min(retry.Attempts, 3)
 	rt := newTransport(transportOptions{Insecure: opts.Insecure, Retry: retry, Log: opts.Log})
-	client := &http.Client{Transport: rt, Timeout: opts.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &preflight{repo: r, host: r.Registry.RegistryStr(), opts: opts, rt: rt}, nil
+}
 
+// down is BLOCKER(registry-down).
+func (p *preflight) down(err error) error {
+	return &BlockerError{Name: BlockerRegistryDown, Registry: p.host, Err: err}
+}
+
+// refused is BLOCKER(auth-refused).
+func (p *preflight) refused(err error) error {
+	return &BlockerError{Name: BlockerAuthRefused, Registry: p.host,
+		Err: fmt.Errorf("%w (check the user name and password or token, and that it may push to %s)", err, p.repo.RepositoryStr())}
+}
+
+// probe sends GET /v2/ without credentials, over https, then http where
+// ggcr would use it, and returns the first answer's status and scheme; no
+// answer, or 5xx, is BLOCKER(registry-down).
+func (p *preflight) probe(ctx context.Context) (status int, scheme string, err error) {
+	client := &http.Client{Transport: p.rt, Timeout: p.opts.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	schemes := []string{"https"}
-	if reg.Scheme() == "http" {
+	if p.repo.Registry.Scheme() == "http" {
 		schemes = append(schemes, "http")
 	}
-	var (
-		status int
-		scheme string
-		errs   []error
-	)
+	var errs []error
 	for _, s := range schemes {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s+"://"+host+"/v2/", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s+"://"+p.host+"/v2/", nil)
 		if err != nil {
-			return PreflightResult{}, err
+			return 0, "", err
 		}
 		resp, err := client.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
-				return PreflightResult{}, ctx.Err()
+				return 0, "", ctx.Err()
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", s, err))
 			continue
@@ -127,72 +176,52 @@ func Preflight(ctx context.Context, repo string, opts PreflightOptions) (Preflig
 		status, scheme = resp.StatusCode, s
 		break
 	}
-	down := func(err error) error {
-		return &BlockerError{Name: BlockerRegistryDown, Registry: host, Err: err}
-	}
 	switch {
 	case status == 0:
-		return PreflightResult{}, down(fmt.Errorf("GET /v2/ failed: %w (check the address in repository and that the registry is up)", errors.Join(errs...)))
+		return 0, "", p.down(fmt.Errorf("GET /v2/ failed: %w (check the address in repository and that the registry is up)", errors.Join(errs...)))
 	case status >= 500:
-		return PreflightResult{}, down(fmt.Errorf("GET /v2/ answered %d %s (the registry is failing: try again later or ask its operators)", status, http.StatusText(status)))
+		return 0, "", p.down(fmt.Errorf("GET /v2/ answered %d %s (the registry is failing: try again later or ask its operators)", status, http.StatusText(status)))
 	}
-	has, err := HasCredential(ctx, opts.Keychain, host)
+	return status, scheme, nil
+}
+
+// tryCredential tries the keychain's credential for push access: the
+// handshake (token exchange for Bearer) and an authenticated GET /v2/.
+func (p *preflight) tryCredential(ctx context.Context, scheme string) error {
+	auth, err := authn.Resolve(ctx, p.opts.Keychain, p.repo.Registry)
 	if err != nil {
-		return PreflightResult{}, &BlockerError{Name: BlockerEmptyToken, Registry: host,
-			Err: fmt.Errorf("looking up credentials: %w", err)}
+		return &BlockerError{Name: BlockerEmptyToken, Registry: p.host, Err: fmt.Errorf("looking up credentials: %w", err)}
 	}
-	res := PreflightResult{Anonymous: status == http.StatusOK, HasCredential: has}
-	switch status {
-	case http.StatusOK:
-		return res, nil
-	case http.StatusUnauthorized, http.StatusForbidden:
-	default:
-		return res, down(fmt.Errorf("GET /v2/ answered %d %s, not a registry's 200 or 401 (check the address in repository)", status, http.StatusText(status)))
-	}
-	if !has {
-		return res, &BlockerError{Name: BlockerEmptyToken, Registry: host,
-			Err: errors.New("the registry asks for credentials and none was found: docker/podman login, set $REGISTRY_TOKEN, or pass --username with --password-stdin or --token-command")}
-	}
-	// Try the credential: the handshake (token exchange for Bearer) and an
-	// authenticated GET /v2/.
-	auth, err := authn.Resolve(ctx, opts.Keychain, reg)
-	if err != nil {
-		return res, &BlockerError{Name: BlockerEmptyToken, Registry: host, Err: fmt.Errorf("looking up credentials: %w", err)}
-	}
-	refused := func(err error) error {
-		return &BlockerError{Name: BlockerAuthRefused, Registry: host,
-			Err: fmt.Errorf("%w (check the user name and password or token, and that it may push to %s)", err, r.RepositoryStr())}
-	}
-	tr, err := transport.NewWithContext(ctx, reg, auth, rt, []string{r.Scope(transport.PushScope)})
+	tr, err := transport.NewWithContext(ctx, p.repo.Registry, auth, p.rt, []string{p.repo.Scope(transport.PushScope)})
 	if err != nil {
 		var te *transport.Error
 		if errors.As(err, &te) && te.StatusCode >= 500 {
-			return res, down(fmt.Errorf("token service: %w", err))
+			return p.down(fmt.Errorf("token service: %w", err))
 		}
 		if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
-			return res, refused(errors.New("credentials refused by the token service"))
+			return p.refused(errors.New("credentials refused by the token service"))
 		}
-		return res, refused(fmt.Errorf("authentication: %w", err))
+		return p.refused(fmt.Errorf("authentication: %w", err))
 	}
-	ac := &http.Client{Transport: tr, Timeout: opts.Timeout}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+host+"/v2/", nil)
+	ac := &http.Client{Transport: tr, Timeout: p.opts.Timeout}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+p.host+"/v2/", nil)
 	if err != nil {
-		return res, err
+		return err
 	}
 	resp, err := ac.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return res, ctx.Err()
+			return ctx.Err()
 		}
-		return res, refused(fmt.Errorf("authenticated GET /v2/: %w", err))
+		return p.refused(fmt.Errorf("authenticated GET /v2/: %w", err))
 	}
 	drain(resp)
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		return res, nil
+		return nil
 	case resp.StatusCode >= 500:
-		return res, down(fmt.Errorf("authenticated GET /v2/ answered %d", resp.StatusCode))
+		return p.down(fmt.Errorf("authenticated GET /v2/ answered %d", resp.StatusCode))
 	default:
-		return res, refused(fmt.Errorf("credentials refused: GET /v2/ answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
+		return p.refused(fmt.Errorf("credentials refused: GET /v2/ answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
 	}
 }
