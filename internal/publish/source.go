@@ -145,136 +145,169 @@ func imagePlatform(img v1.Image) string {
 	return platformString(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
 }
 
+// openLayout reads the artifact of an OCI layout source: the manifest
+// named by its REF, else the one that is no other's referrer (choose picks
+// by --platform among several), with its referrers from the layout.
 func openLayout(loc Location, o SourceOptions) (Artifact, error) {
-	dir := loc.Path
-	p, err := layout.FromPath(dir)
+	l, err := readLayout(loc.Path, o.NoReferrers)
 	if err != nil {
-		return Artifact{}, fmt.Errorf("open OCI layout %s: %w (want a directory with index.json and oci-layout)", dir, err)
+		return Artifact{}, err
 	}
-	top, err := p.ImageIndex()
+	picked, err := l.pick(loc.Ref)
 	if err != nil {
-		return Artifact{}, fmt.Errorf("read OCI layout %s: %w", dir, err)
-	}
-	im, err := top.IndexManifest()
-	if err != nil {
-		return Artifact{}, fmt.Errorf("read %s/index.json: %w", dir, err)
-	}
-	var entries []layoutEntry
-	present := map[string]bool{}
-	for _, d := range im.Manifests {
-		raw, err := p.Bytes(d.Digest)
-		if err != nil {
-			return Artifact{}, fmt.Errorf("read manifest %s in %s: %w", d.Digest, dir, err)
-		}
-		e := layoutEntry{desc: d}
-		if s := subjectOf(raw); s != nil {
-			e.subject = s.Digest.String()
-		}
-		entries = append(entries, e)
-		present[d.Digest.String()] = true
-		if d.MediaType.IsIndex() {
-			// An SBOM of a child is a referrer too, not an image.
-			if im, err := v1.ParseIndexManifest(bytes.NewReader(raw)); err == nil {
-				for _, ch := range im.Manifests {
-					present[ch.Digest.String()] = true
-				}
-			}
-		}
-	}
-	load := func(d v1.Descriptor) (Artifact, error) {
-		if d.MediaType.IsIndex() {
-			idx, err := top.ImageIndex(d.Digest)
-			if err != nil {
-				return Artifact{}, fmt.Errorf("read index %s in %s: %w", d.Digest, dir, err)
-			}
-			return Artifact{Index: idx}, nil
-		}
-		img, err := top.Image(d.Digest)
-		if err != nil {
-			return Artifact{}, fmt.Errorf("read image %s in %s: %w", d.Digest, dir, err)
-		}
-		return Artifact{Image: img}, nil
-	}
-	// referrersOf gathers the entries whose subject is one of digests,
-	// recursively (a signature of an SBOM), at most depth levels deep.
-	var referrersOf func(digests []string, depth int) ([]Artifact, error)
-	referrersOf = func(digests []string, depth int) ([]Artifact, error) {
-		if o.NoReferrers || depth == 0 {
-			return nil, nil
-		}
-		want := map[string]bool{}
-		for _, d := range digests {
-			want[d] = true
-		}
-		var out []Artifact
-		for _, e := range entries {
-			if e.subject == "" || !want[e.subject] {
-				continue
-			}
-			a, err := load(e.desc)
-			if err != nil {
-				return nil, err
-			}
-			if a.Referrers, err = referrersOf([]string{e.desc.Digest.String()}, depth-1); err != nil {
-				return nil, err
-			}
-			out = append(out, a)
-		}
-		return out, nil
-	}
-	withReferrers := func(a Artifact) (Artifact, error) {
-		d, _, _, err := a.describe()
-		if err != nil {
-			return Artifact{}, err
-		}
-		subjects := []string{d.String()}
-		if a.Index != nil {
-			cm, err := a.Index.IndexManifest()
-			if err != nil {
-				return Artifact{}, err
-			}
-			for _, ch := range cm.Manifests {
-				subjects = append(subjects, ch.Digest.String())
-			}
-		}
-		a.Referrers, err = referrersOf(subjects, 4)
-		return a, err
-	}
-
-	// The candidates: the manifest named by REF, else every manifest that
-	// is not a referrer of another one in the layout.
-	var picked []layoutEntry
-	for _, e := range entries {
-		n := e.desc.Annotations["org.opencontainers.image.ref.name"]
-		switch {
-		case loc.Ref != "" && (n == loc.Ref || e.desc.Digest.String() == loc.Ref):
-			picked = append(picked, e)
-		case loc.Ref == "" && (e.subject == "" || !present[e.subject]):
-			picked = append(picked, e)
-		}
-	}
-	switch {
-	case len(picked) == 0 && loc.Ref != "":
-		return Artifact{}, fmt.Errorf("OCI layout %s has no manifest named %q (%s)", dir, loc.Ref, listLayout(entries))
-	case len(picked) == 0:
-		return Artifact{}, fmt.Errorf("OCI layout %s is empty", dir)
-	case len(picked) > 1 && loc.Ref != "":
-		return Artifact{}, fmt.Errorf("OCI layout %s has %d manifests named %q: name one by digest (oci:%s:sha256:...)", dir, len(picked), loc.Ref, dir)
+		return Artifact{}, err
 	}
 	var cands []candidate
 	for _, e := range picked {
-		a, err := load(e.desc)
+		a, err := l.load(e.desc)
 		if err != nil {
 			return Artifact{}, err
 		}
 		cands = append(cands, candidate{art: a, digest: e.desc.Digest.String(),
 			name: e.desc.Annotations["org.opencontainers.image.ref.name"]})
 	}
-	a, err := choose("OCI layout "+dir, "oci:"+dir+":REF", cands, o.Platform)
+	a, err := choose("OCI layout "+l.dir, "oci:"+l.dir+":REF", cands, o.Platform)
 	if err != nil {
 		return Artifact{}, err
 	}
-	return withReferrers(a)
+	return l.withReferrers(a)
+}
+
+// ociLayout is an OCI layout opened as a source.
+type ociLayout struct {
+	dir         string
+	top         v1.ImageIndex
+	entries     []layoutEntry   // the manifests of index.json
+	present     map[string]bool // their digests and their children's
+	noReferrers bool            // leave referrers behind
+}
+
+// readLayout reads the layout in dir: index.json's entries, each with
+// its subject.
+func readLayout(dir string, noReferrers bool) (*ociLayout, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w (want a directory with index.json and oci-layout)", dir, err)
+	}
+	top, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("read OCI layout %s: %w", dir, err)
+	}
+	im, err := top.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("read %s/index.json: %w", dir, err)
+	}
+	l := &ociLayout{dir: dir, top: top, present: map[string]bool{}, noReferrers: noReferrers}
+	for _, d := range im.Manifests {
+		raw, err := p.Bytes(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("read manifest %s in %s: %w", d.Digest, dir, err)
+		}
+		e := layoutEntry{desc: d}
+		if s := subjectOf(raw); s != nil {
+			e.subject = s.Digest.String()
+		}
+		l.entries = append(l.entries, e)
+		l.present[d.Digest.String()] = true
+		if d.MediaType.IsIndex() {
+			// An SBOM of a child is a referrer too, not an image.
+			if im, err := v1.ParseIndexManifest(bytes.NewReader(raw)); err == nil {
+				for _, ch := range im.Manifests {
+					l.present[ch.Digest.String()] = true
+				}
+			}
+		}
+	}
+	return l, nil
+}
+
+// pick returns the candidates: the manifest named by ref (a name or a
+// digest), else every manifest that is not a referrer of another one in
+// the layout.
+func (l *ociLayout) pick(ref string) ([]layoutEntry, error) {
+	var picked []layoutEntry
+	for _, e := range l.entries {
+		n := e.desc.Annotations["org.opencontainers.image.ref.name"]
+		switch {
+		case ref != "" && (n == ref || e.desc.Digest.String() == ref):
+			picked = append(picked, e)
+		case ref == "" && (e.subject == "" || !l.present[e.subject]):
+			picked = append(picked, e)
+		}
+	}
+	switch {
+	case len(picked) == 0 && ref != "":
+		return nil, fmt.Errorf("OCI layout %s has no manifest named %q (%s)", l.dir, ref, listLayout(l.entries))
+	case len(picked) == 0:
+		return nil, fmt.Errorf("OCI layout %s is empty", l.dir)
+	case len(picked) > 1 && ref != "":
+		return nil, fmt.Errorf("OCI layout %s has %d manifests named %q: name one by digest (oci:%s:sha256:...)", l.dir, len(picked), ref, l.dir)
+	}
+	return picked, nil
+}
+
+// load reads the image or index d of the layout.
+func (l *ociLayout) load(d v1.Descriptor) (Artifact, error) {
+	if d.MediaType.IsIndex() {
+		idx, err := l.top.ImageIndex(d.Digest)
+		if err != nil {
+			return Artifact{}, fmt.Errorf("read index %s in %s: %w", d.Digest, l.dir, err)
+		}
+		return Artifact{Index: idx}, nil
+	}
+	img, err := l.top.Image(d.Digest)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("read image %s in %s: %w", d.Digest, l.dir, err)
+	}
+	return Artifact{Image: img}, nil
+}
+
+// referrersOf gathers the entries whose subject is one of digests,
+// recursively (a signature of an SBOM), at most depth levels deep.
+func (l *ociLayout) referrersOf(digests []string, depth int) ([]Artifact, error) {
+	if l.noReferrers || depth == 0 {
+		return nil, nil
+	}
+	want := map[string]bool{}
+	for _, d := range digests {
+		want[d] = true
+	}
+	var out []Artifact
+	for _, e := range l.entries {
+		if e.subject == "" || !want[e.subject] {
+			continue
+		}
+		a, err := l.load(e.desc)
+		if err != nil {
+			return nil, err
+		}
+		if a.Referrers, err = l.referrersOf([]string{e.desc.Digest.String()}, depth-1); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// withReferrers adds to a the layout's referrers of it and, for an index,
+// of its children.
+func (l *ociLayout) withReferrers(a Artifact) (Artifact, error) {
+	d, _, _, err := a.describe()
+	if err != nil {
+		return Artifact{}, err
+	}
+	subjects := []string{d.String()}
+	if a.Index != nil {
+		cm, err := a.Index.IndexManifest()
+		if err != nil {
+			return Artifact{}, err
+		}
+		for _, ch := range cm.Manifests {
+			subjects = append(subjects, ch.Digest.String())
+		}
+	}
+	a.Referrers, err = l.referrersOf(subjects, 4)
+	return a, err
 }
 
 // listLayout names the manifests of a layout for an error.
