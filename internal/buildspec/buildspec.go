@@ -464,6 +464,22 @@ func checkPackage(p string) string {
 func (d *Description) Check() error {
 	var es Errors
 	add := func(e *Error) { es = append(es, e) }
+	d.checkPackages(add)
+	d.checkLayers(add)
+	d.checkBuild(add)
+	d.checkConfig(add)
+	users := d.checkUsers(add)
+	d.checkGroups(users, add)
+	d.checkFiles(add)
+	if len(es) == 0 {
+		return nil
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
+	return es
+}
+
+// checkPackages checks the names of packages and include.
+func (d *Description) checkPackages(add func(*Error)) {
 	for i, p := range d.Packages {
 		if msg := checkPackage(p); msg != "" {
 			add(d.at(msg, "packages", i))
@@ -474,6 +490,11 @@ func (d *Description) Check() error {
 			add(d.at(msg, "include", i))
 		}
 	}
+}
+
+// checkLayers checks the layer groups: not empty, valid names, and no
+// package in two groups.
+func (d *Description) checkLayers(add func(*Error)) {
 	inGroup := map[string]int{}
 	for i, l := range d.Layers {
 		if len(l.Packages) == 0 {
@@ -491,6 +512,11 @@ func (d *Description) Check() error {
 			inGroup[p] = i
 		}
 	}
+}
+
+// checkBuild checks how the image is built: maxLayers against the layer
+// groups, compression and platforms.
+func (d *Description) checkBuild(add func(*Error)) {
 	if d.MaxLayers != 0 && d.MaxLayers < 2 {
 		add(d.at(fmt.Sprintf("maxLayers %d leaves no room for store paths; use 2 or more", d.MaxLayers), "maxLayers"))
 	}
@@ -507,6 +533,11 @@ func (d *Description) Check() error {
 			add(d.at(fmt.Sprintf("platform %q: want os/arch such as linux/amd64", p), "platforms", i))
 		}
 	}
+}
+
+// checkConfig checks the image config's environment names and ports, and
+// the annotations' keys.
+func (d *Description) checkConfig(add func(*Error)) {
 	for _, k := range sortedKeys(d.Config.Env) {
 		if !envRE.MatchString(k) {
 			add(d.at(fmt.Sprintf("%q is not an environment variable name", k), "config", "env", k))
@@ -522,6 +553,11 @@ func (d *Description) Check() error {
 			add(d.at("an annotation needs a key", "annotations"))
 		}
 	}
+}
+
+// checkUsers checks the users: a valid name and a uid each, neither
+// given twice. It returns the index of each user name.
+func (d *Description) checkUsers(add func(*Error)) map[string]int {
 	users := map[string]int{}
 	uids := map[int]int{}
 	for i, u := range d.Users {
@@ -547,6 +583,12 @@ func (d *Description) Check() error {
 		}
 		uids[*u.UID] = i
 	}
+	return users
+}
+
+// checkGroups checks the groups: a valid name and a gid each, neither
+// given twice, and members that are users (or root or nobody).
+func (d *Description) checkGroups(users map[string]int, add func(*Error)) {
 	groups := map[string]int{}
 	gids := map[int]int{}
 	for i, g := range d.Groups {
@@ -571,6 +613,11 @@ func (d *Description) Check() error {
 			}
 		}
 	}
+}
+
+// checkFiles checks the extra files: absolute paths outside the store,
+// each once, one kind each (a source is read into Content), ids 0 or more.
+func (d *Description) checkFiles(add func(*Error)) {
 	paths := map[string]int{}
 	for i, f := range d.Files {
 		switch {
@@ -584,17 +631,10 @@ func (d *Description) Check() error {
 		}
 		paths[f.Path] = i
 		kinds := 0
-		if f.Content != nil {
-			kinds++
-		}
-		if f.Source != "" {
-			kinds++
-		}
-		if f.Dir {
-			kinds++
-		}
-		if f.Symlink != "" {
-			kinds++
+		for _, set := range []bool{f.Content != nil, f.Source != "", f.Dir, f.Symlink != ""} {
+			if set {
+				kinds++
+			}
 		}
 		if kinds > 1 {
 			add(d.at("a file has one of content, source, dir and symlink", "files", i))
@@ -607,11 +647,6 @@ func (d *Description) Check() error {
 			add(d.at("ids are 0 or more", "files", i))
 		}
 	}
-	if len(es) == 0 {
-		return nil
-	}
-	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
-	return es
 }
 
 func sortedKeys(m map[string]string) []string {
