@@ -12,7 +12,7 @@ mkdir -p "$out"
 
 section() { printf '\n=== %s ===\n' "$*"; }
 
-section "layering: efficiency and update cost per update kind, tuning and held-out corpora (nixpkgs, generated shapes, Debian 12), strata beside four baselines (budgets 100 and 20)"
+section "layering: efficiency and update cost per update kind, tuning, held-out and fresh held-out corpora (nixpkgs, generated shapes, Debian 12), strata beside four baselines, with the efficiency and update-cost bounds (budgets 100 and 20)"
 go test -run '^$' -bench Layering -benchtime 1x ./internal/layering/eval/ | tee "$out/layering.txt"
 
 section "packing: the closure of largeImage, strata vs tar | pigz at the same level"

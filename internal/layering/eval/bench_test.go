@@ -9,13 +9,14 @@ import (
 	"strata/internal/layering"
 )
 
-// BenchmarkLayering measures every strategy on the tuning and the held-out
-// corpora (see TuningSet and HeldOutSet) at image budgets of 100 and 20
-// layers, with every update kind, and prints one table: efficiency
-// (idealBytes/storedBytes, higher is better), the update cost a client
-// pays for each update kind (fetched bytes / changed bytes, lower is
-// better), the registry's cost of the mixed update, the efficiency bound
-// of each corpus, and the goals strata misses on held-out corpora.
+// BenchmarkLayering measures every strategy on the tuning, the held-out and
+// the fresh held-out corpora (see TuningSet, HeldOutSet and
+// FreshHeldOutSet) at image budgets of 100 and 20 layers, with every update
+// kind, and prints one table: efficiency (idealBytes/storedBytes, higher is
+// better), the update cost a client pays for each update kind (fetched
+// bytes / changed bytes, lower is better), the registry's cost of the mixed
+// update, each corpus's bounds (EfficiencyBound, OracleEfficiency and
+// UpdateCostBound) and the goals strata misses on held-out corpora.
 //
 //	go test -run '^$' -bench Layering -benchtime 1x ./internal/layering/eval/
 func BenchmarkLayering(b *testing.B) {

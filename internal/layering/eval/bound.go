@@ -202,3 +202,114 @@ func OracleEfficiency(c *Corpus, budget int) float64 {
 	}
 	return ratio(ideal, total)
 }
+
+// UpdateCostBound returns lower bounds on the update cost of u, for the
+// registry (new stored bytes over changed bytes, mixed(reg)) and for the
+// clients (fetched bytes over the changed bytes of their images, as
+// UpdateSummary.ClientCost), that hold for any layering at an image budget
+// of budget layers that stores c's images with at most oldExtra bytes over
+// the ideal (an efficiency of ideal/(ideal+oldExtra)).
+//
+// The argument: after the update the registry holds the layers of c's
+// images and of the updated ones, and EfficiencyBound on that union gives
+// the least extra bytes L any layering stores for it. The union's ideal is
+// c's ideal plus the changed bytes, so the bytes stored anew are at least
+// changed + L − oldExtra. In the union, changed paths are held only by
+// updated images and unchanged ones also by the old images, so they are in
+// different classes: an unchanged path that shares a new layer with a
+// changed one is stored again, and the fewer groups the budget leaves, the
+// more classes must share one. Every new layer is fetched by a client
+// holding the old image (it lacks it: the layer is new), so the clients
+// together fetch at least the bytes stored anew, and at least their changed
+// bytes. Both bounds fall to 1 as oldExtra grows to L: a layering that pays
+// in sharing before the update can pay less for it. No layering stores
+// less than EfficiencyBound's extra bytes before the update, so the bound
+// with that oldExtra is what the best-sharing layering must pay.
+func UpdateCostBound(c *Corpus, u *Update, budget int, oldExtra int64) (registry, client float64) {
+	return updateBound(c, u, budget).costs(oldExtra)
+}
+
+// UpdateBound holds what UpdateCostBound is computed from.
+type UpdateBound struct {
+	// Ideal is the size of the distinct paths of the images before the
+	// update; Extra is EfficiencyBound's least extra bytes for the union
+	// of the images before and after it.
+	Ideal, Extra int64
+	// Changed is the size of the distinct changed paths; ClientChanged
+	// sums, over the updated images, the size of their changed paths.
+	Changed, ClientChanged int64
+}
+
+func (b UpdateBound) costs(oldExtra int64) (registry, client float64) {
+	if b.Changed <= 0 || b.ClientChanged <= 0 {
+		return 1, 1
+	}
+	extra := b.Extra - oldExtra
+	if extra < 0 {
+		extra = 0
+	}
+	fetched := b.Changed + extra
+	if fetched < b.ClientChanged {
+		fetched = b.ClientChanged
+	}
+	return float64(b.Changed+extra) / float64(b.Changed), float64(fetched) / float64(b.ClientChanged)
+}
+
+// MaxEfficiency is the highest efficiency before the update with which a
+// layering can still have a client update cost of at most goal, by the
+// argument of UpdateCostBound: it must store at least Changed + Extra −
+// goal·ClientChanged bytes over the ideal. 1 when the bound does not
+// constrain it.
+func (b UpdateBound) MaxEfficiency(goal float64) float64 {
+	need := b.Changed + b.Extra - int64(goal*float64(b.ClientChanged))
+	if need <= 0 || b.Ideal <= 0 {
+		return 1
+	}
+	return float64(b.Ideal) / float64(b.Ideal+need)
+}
+
+// updateBound computes the UpdateBound of u on c at budget.
+func updateBound(c *Corpus, u *Update, budget int) UpdateBound {
+	imgs := append([]CorpusImage(nil), c.Images...)
+	g := u.graph
+	var clientChanged int64
+	for _, im := range c.Images {
+		roots := make([]string, len(im.Roots))
+		moved := false
+		for j, p := range im.Roots {
+			if to, ok := u.Map[p]; ok {
+				p, moved = to, true
+			}
+			roots[j] = p
+		}
+		if !moved {
+			continue
+		}
+		imgs = append(imgs, CorpusImage{Name: im.Name + "'", Roots: roots})
+		for _, p := range g.Closure(roots...) {
+			if u.isNew[p] {
+				clientChanged += g.Paths[p].NarSize
+			}
+		}
+	}
+	union := &Corpus{Images: imgs, graph: g}
+	_, l := EfficiencyBound(union, budget)
+	ideal := idealBytes(c)
+	return UpdateBound{Ideal: ideal, Extra: l, Changed: idealBytes(union) - ideal, ClientChanged: clientChanged}
+}
+
+// idealBytes is the size of the distinct paths of c's images.
+func idealBytes(c *Corpus) int64 {
+	g := c.Graph()
+	seen := make(map[string]bool)
+	var n int64
+	for _, im := range c.Images {
+		for _, p := range g.Closure(im.Roots...) {
+			if !seen[p] {
+				seen[p] = true
+				n += g.Paths[p].NarSize
+			}
+		}
+	}
+	return n
+}

@@ -125,6 +125,19 @@ type Row struct {
 	Oracle    float64
 	MaxLayers int
 	Updates   map[string]*UpdateSummary
+	// UpdateBound is, per update kind, UpdateCostBound's client bound for
+	// a layering that shares as well as any can before the update (it
+	// stores EfficiencyBound's least extra bytes), and UpdateBoundReg the
+	// registry's.
+	UpdateBound, UpdateBoundReg map[string]float64
+	// MixedBoundSame is UpdateCostBound's client bound on the mixed update
+	// for a layering that stores the images with no more bytes than this
+	// row's strategy.
+	MixedBoundSame float64
+	// MixedGoalEff is the highest efficiency with which any layering can
+	// meet the mixed update's cost goal at this budget (UpdateBound's
+	// MaxEfficiency); 1 when the bound does not constrain it.
+	MixedGoalEff float64
 }
 
 // NoDataStrata labels the rows of the strata strategy without any data
@@ -158,10 +171,31 @@ func Compare(root string, specs []CorpusSpec, budgets []int) ([]Row, error) {
 			}
 			st := c.Stats()
 			kinds := c.UpdateKinds()
+			all := make(map[string]*Update, len(kinds)+1)
+			for k, u := range kinds {
+				all[k] = u
+			}
+			if len(c.Updated) > 0 {
+				all[UpdateMixed] = c.ownUpdate()
+			}
 			for _, b := range budgets {
-				bound, _ := EfficiencyBound(c, b)
+				bound, boundExtra := EfficiencyBound(c, b)
 				must := MustShare(c, b)
 				oracle := OracleEfficiency(c, b)
+				ub, ubReg := make(map[string]float64), make(map[string]float64)
+				bounds := make(map[string]UpdateBound)
+				for k, u := range all {
+					bounds[k] = updateBound(c, u, b)
+					ubReg[k], ub[k] = bounds[k].costs(boundExtra)
+				}
+				goalEff := 1.0
+				if mb, ok := bounds[UpdateMixed]; ok {
+					goal := Goals.Cost20
+					if b >= 100 {
+						goal = Goals.Cost100
+					}
+					goalEff = mb.MaxEfficiency(goal)
+				}
 				for _, name := range append(layering.Names(), NoDataStrata) {
 					var s layering.Strategy
 					var err error
@@ -179,8 +213,13 @@ func Compare(root string, specs []CorpusSpec, budgets []int) ([]Row, error) {
 						errs[i] = fmt.Errorf("eval: %s on %s: %s", name, spec, strings.Join(r.Problems, "; "))
 						return
 					}
-					results[i] = append(results[i], Row{Corpus: spec.String(), HeldOut: spec.HeldOut, Set: spec.Set(), Strategy: name, Budget: b,
-						Efficiency: r.Summary.Efficiency, Bound: bound, MustShare: must, Oracle: oracle, MaxLayers: r.Summary.MaxLayers, Updates: r.Summary.Updates})
+					row := Row{Corpus: spec.String(), HeldOut: spec.HeldOut, Set: spec.Set(), Strategy: name, Budget: b,
+						Efficiency: r.Summary.Efficiency, Bound: bound, MustShare: must, Oracle: oracle, MaxLayers: r.Summary.MaxLayers, Updates: r.Summary.Updates,
+						UpdateBound: ub, UpdateBoundReg: ubReg, MixedGoalEff: goalEff}
+					if mb, ok := bounds[UpdateMixed]; ok {
+						_, row.MixedBoundSame = mb.costs(r.Summary.StoredBytes - r.Summary.IdealBytes)
+					}
+					results[i] = append(results[i], row)
 				}
 			}
 		}(i, spec)
@@ -236,8 +275,13 @@ func WriteTable(w io.Writer, rows []Row) {
 		}
 		if k.corpus != last {
 			set := r.Set
-			fmt.Fprintf(w, "%-14s %-8s %-13s %5.3f/%5.3f  (efficiency any layering can reach; bytes that must share a layer: %.0f%% / %.0f%%)\n",
-				k.corpus, set, "(bound)", a.Bound, b.Bound, 100*a.MustShare, 100*b.MustShare)
+			line := fmt.Sprintf("%-14s %-8s %-13s %5.3f/%5.3f", k.corpus, set, "(bound)", a.Bound, b.Bound)
+			for _, kind := range UpdateKindNames() {
+				line += fmt.Sprintf(" %5s/%5s", boundCell(a, okA, kind, false), boundCell(b, okB, kind, false))
+			}
+			line += fmt.Sprintf(" %5s/%5s", boundCell(a, okA, UpdateMixed, true), boundCell(b, okB, UpdateMixed, true))
+			fmt.Fprintf(w, "%s  (efficiency ≤; update cost ≥ for a layering at the efficiency bound; bytes that must share a layer: %.0f%% / %.0f%%)\n",
+				line, 100*a.MustShare, 100*b.MustShare)
 			fmt.Fprintf(w, "%-14s %-8s %-13s %5.3f/%5.3f  (a layering that knows every image: co-occurring paths together, the largest own layers, the rest one group)\n",
 				"", "", "(oracle)", a.Oracle, b.Oracle)
 			last = k.corpus
@@ -249,6 +293,19 @@ func WriteTable(w io.Writer, rows []Row) {
 		line += fmt.Sprintf(" %5s/%5s", cell(a, okA, UpdateMixed, true), cell(b, okB, UpdateMixed, true))
 		fmt.Fprintln(w, line)
 	}
+}
+
+// boundCell formats UpdateBound (or, for registry, UpdateBoundReg) of kind.
+func boundCell(r Row, ok bool, kind string, registry bool) string {
+	m := r.UpdateBound
+	if registry {
+		m = r.UpdateBoundReg
+	}
+	v, has := m[kind]
+	if !ok || !has {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 // Misses lists, for the strata strategy on the held-out corpora of rows,
@@ -267,7 +324,14 @@ func Misses(rows []Row) []string {
 			out = append(out, fmt.Sprintf("%s budget %d: efficiency %.3f < %.2f (any layering: ≤ %.3f; one that knows every image, simply: %.3f; %.0f%% of the bytes must share a layer)", r.Corpus, r.Budget, r.Efficiency, effGoal, r.Bound, r.Oracle, 100*r.MustShare))
 		}
 		if u := r.Updates[UpdateMixed]; u != nil && u.ClientCost > costGoal {
-			out = append(out, fmt.Sprintf("%s budget %d: mixed update cost %.2f > %.1f", r.Corpus, r.Budget, u.ClientCost, costGoal))
+			why := fmt.Sprintf("any layering: ≥ %.2f at the efficiency bound, ≥ %.2f storing no more than strata", r.UpdateBound[UpdateMixed], r.MixedBoundSame)
+			if r.MixedGoalEff < 1 {
+				why += fmt.Sprintf("; ≤ %.1f only with efficiency ≤ %.3f", costGoal, r.MixedGoalEff)
+			}
+			if r.UpdateBound[UpdateMixed] <= costGoal && r.MixedBoundSame <= costGoal {
+				why += ": the bound does not rule the goal out"
+			}
+			out = append(out, fmt.Sprintf("%s budget %d: mixed update cost %.2f > %.1f (%s)", r.Corpus, r.Budget, u.ClientCost, costGoal, why))
 		}
 	}
 	sort.Strings(out)
