@@ -82,30 +82,65 @@ var Shapes = map[string]Shape{
 // the mixed update (Spread bumped packages) changes every path that depends
 // on a bumped one. The same shape and seed give the same corpus.
 func Generate(s Shape, seed uint64) *Corpus {
-	rng := &splitmix{state: seed ^ hashString(s.Name)}
 	if s.Depth < 2 {
 		s.Depth = 2
 	}
-	type pkg struct {
-		name    string
-		level   int
-		size    int64
-		deps    []int
-		private bool
+	g := &shapeGen{s: s, seed: seed, rng: &splitmix{state: seed ^ hashString(s.Name)},
+		c: &Corpus{Paths: make(map[string]CorpusPath)}}
+	g.levels()
+	g.dependencies()
+	g.privateChains()
+	before := g.emit(nil)
+	g.images(before)
+	g.mixedUpdate(before)
+	g.c.prune()
+	if err := g.c.init(); err != nil {
+		panic(err)
 	}
-	var pkgs []pkg
-	size := func() int64 {
-		if rng.float() < s.TailFrac {
-			u := 1 - rng.float()
-			return int64(s.SizeMedian * math.Pow(u, -1/s.TailAlpha))
-		}
-		v := s.SizeMedian * math.Exp(s.SizeSigma*rng.norm())
-		if v < 512 {
-			v = 512
-		}
-		return int64(v)
+	return g.c
+}
+
+// shapeGen is the state of Generate. Its steps draw from rng in a fixed
+// order, so the same shape and seed give the same corpus.
+type shapeGen struct {
+	s    Shape
+	seed uint64
+	rng  *splitmix
+	pkgs []shapePkg
+	// byLevel holds the indexes of the packages of each level.
+	byLevel [][]int
+	// packages is the number of packages, without their private helpers.
+	packages int
+	c        *Corpus
+}
+
+// shapePkg is one package or private helper path of Generate.
+type shapePkg struct {
+	name    string
+	level   int
+	size    int64
+	deps    []int
+	private bool
+}
+
+// size draws a path size: log-normal, or Pareto for the tail.
+func (g *shapeGen) size() int64 {
+	s := g.s
+	if g.rng.float() < s.TailFrac {
+		u := 1 - g.rng.float()
+		return int64(s.SizeMedian * math.Pow(u, -1/s.TailAlpha))
 	}
-	// Level sizes grow geometrically from a single base package.
+	v := s.SizeMedian * math.Exp(s.SizeSigma*g.rng.norm())
+	if v < 512 {
+		v = 512
+	}
+	return int64(v)
+}
+
+// levels creates the packages, level by level: level sizes grow
+// geometrically from a single base package.
+func (g *shapeGen) levels() {
+	s := g.s
 	counts := make([]int, s.Depth)
 	counts[0] = 1
 	rest := s.Packages - 1
@@ -119,35 +154,38 @@ func Generate(s Shape, seed uint64) *Corpus {
 			counts[l] = 1
 		}
 	}
-	var byLevel [][]int
 	for l, n := range counts {
 		var ids []int
 		for i := 0; i < n; i++ {
-			ids = append(ids, len(pkgs))
-			pkgs = append(pkgs, pkg{name: pkgName(len(pkgs)), level: l, size: size()})
+			ids = append(ids, len(g.pkgs))
+			g.pkgs = append(g.pkgs, shapePkg{name: pkgName(len(g.pkgs)), level: l, size: g.size()})
 		}
-		byLevel = append(byLevel, ids)
+		g.byLevel = append(g.byLevel, ids)
 	}
-	// Dependencies: a Zipf choice over the packages of lower levels, each
-	// package's rank fixed by its index, so some are popular everywhere;
-	// nearly everything refers to the base.
+}
+
+// dependencies draws each package's dependencies: a Zipf choice over the
+// packages of lower levels, each package's rank fixed by its index, so some
+// are popular everywhere; nearly everything refers to the base.
+func (g *shapeGen) dependencies() {
+	s := g.s
 	var lower []int
 	for l := 1; l < s.Depth; l++ {
-		lower = append(lower, byLevel[l-1]...)
+		lower = append(lower, g.byLevel[l-1]...)
 		cum := make([]float64, len(lower))
 		var tot float64
 		for i := range lower {
 			tot += 1 / math.Pow(float64(i+1), s.PopSkew)
 			cum[i] = tot
 		}
-		for _, id := range byLevel[l] {
-			k := int(rng.float() * 2 * s.DepsMean)
+		for _, id := range g.byLevel[l] {
+			k := int(g.rng.float() * 2 * s.DepsMean)
 			deps := map[int]bool{}
-			if rng.float() < 0.9 {
+			if g.rng.float() < 0.9 {
 				deps[0] = true
 			}
 			for j := 0; j < k; j++ {
-				x := rng.float() * tot
+				x := g.rng.float() * tot
 				i := sort.SearchFloat64s(cum, x)
 				if i >= len(lower) {
 					i = len(lower) - 1
@@ -157,74 +195,85 @@ func Generate(s Shape, seed uint64) *Corpus {
 				deps[lower[i]] = true
 			}
 			for d := range deps {
-				pkgs[id].deps = append(pkgs[id].deps, d)
+				g.pkgs[id].deps = append(g.pkgs[id].deps, d)
 			}
-			sort.Ints(pkgs[id].deps)
+			sort.Ints(g.pkgs[id].deps)
 		}
 	}
-	// Private helper chains.
-	n := len(pkgs)
-	for id := 0; id < n; id++ {
-		if rng.float() >= s.PrivateFrac {
+	g.packages = len(g.pkgs)
+}
+
+// privateChains gives PrivateFrac of the packages a chain of one to three
+// private helper paths that only they refer to.
+func (g *shapeGen) privateChains() {
+	for id := 0; id < g.packages; id++ {
+		if g.rng.float() >= g.s.PrivateFrac {
 			continue
 		}
-		parent, orig := id, append([]int(nil), pkgs[id].deps...)
-		for j := 0; j < 1+int(rng.next()%3); j++ {
-			sz := size() / 4
+		parent, orig := id, append([]int(nil), g.pkgs[id].deps...)
+		for j := 0; j < 1+int(g.rng.next()%3); j++ {
+			sz := g.size() / 4
 			if sz < 256 {
 				sz = 256
 			}
-			h := len(pkgs)
-			pkgs = append(pkgs, pkg{name: pkgs[id].name + "-" + []string{"lib", "share", "wrapped"}[j], level: pkgs[id].level, size: sz, private: true})
-			if len(orig) > 0 && rng.float() < 0.5 {
-				pkgs[h].deps = []int{orig[0]}
+			h := len(g.pkgs)
+			g.pkgs = append(g.pkgs, shapePkg{name: g.pkgs[id].name + "-" + []string{"lib", "share", "wrapped"}[j], level: g.pkgs[id].level, size: sz, private: true})
+			if len(orig) > 0 && g.rng.float() < 0.5 {
+				g.pkgs[h].deps = []int{orig[0]}
 			}
-			pkgs[parent].deps = append(pkgs[parent].deps, h)
+			g.pkgs[parent].deps = append(g.pkgs[parent].deps, h)
 			parent = h
 		}
 	}
-	// Emit paths in dependency order; versions are fixed by the index.
+}
+
+// emit adds every package's store path to the corpus, dependencies first,
+// with the packages of bumped at their next version (2 % larger), and
+// returns the paths by package index. Versions are fixed by the index.
+func (g *shapeGen) emit(bumped map[int]bool) []string {
 	version := func(i int) string { return fmt.Sprintf("%d.%d", 1+i%7, i%13) }
-	c := &Corpus{Paths: make(map[string]CorpusPath)}
-	emit := func(bumped map[int]bool) []string {
-		paths := make([]string, len(pkgs))
-		var visit func(i int) string
-		visit = func(i int) string {
-			if paths[i] != "" {
-				return paths[i]
-			}
-			var refs []string
-			for _, d := range pkgs[i].deps {
-				refs = append(refs, visit(d))
-			}
-			sort.Strings(refs)
-			v := version(i)
-			sz := pkgs[i].size
-			if bumped[i] {
-				v = bumpVersion(v)
-				sz += sz / 50
-			}
-			name := pkgs[i].name + "-" + v
-			h := sha256.Sum256([]byte(fmt.Sprintf("strata-shape-%s-%d\x00%s\x00%s", s.Name, seed, name, strings.Join(refs, "\x00"))))
-			paths[i] = "/nix/store/" + closure.EncodeBase32(h[:20]) + "-" + name
-			c.Paths[paths[i]] = CorpusPath{NarSize: sz, References: refs}
+	paths := make([]string, len(g.pkgs))
+	var visit func(i int) string
+	visit = func(i int) string {
+		if paths[i] != "" {
 			return paths[i]
 		}
-		for i := range pkgs {
-			visit(i)
+		var refs []string
+		for _, d := range g.pkgs[i].deps {
+			refs = append(refs, visit(d))
 		}
-		return paths
+		sort.Strings(refs)
+		v := version(i)
+		sz := g.pkgs[i].size
+		if bumped[i] {
+			v = bumpVersion(v)
+			sz += sz / 50
+		}
+		name := g.pkgs[i].name + "-" + v
+		h := sha256.Sum256([]byte(fmt.Sprintf("strata-shape-%s-%d\x00%s\x00%s", g.s.Name, g.seed, name, strings.Join(refs, "\x00"))))
+		paths[i] = "/nix/store/" + closure.EncodeBase32(h[:20]) + "-" + name
+		g.c.Paths[paths[i]] = CorpusPath{NarSize: sz, References: refs}
+		return paths[i]
 	}
-	before := emit(nil)
-	// Images: roots drawn from the upper half of the levels with a Zipf
-	// preference (a few applications are asked for often).
+	for i := range g.pkgs {
+		visit(i)
+	}
+	return paths
+}
+
+// images draws the images: roots from the upper half of the levels with a
+// Zipf preference (a few applications are asked for often), and for
+// ShellFrac of them a common shell of a few packages; each set of roots
+// once.
+func (g *shapeGen) images(before []string) {
+	s := g.s
 	var apps []int
 	for l := s.Depth / 2; l < s.Depth; l++ {
-		apps = append(apps, byLevel[l]...)
+		apps = append(apps, g.byLevel[l]...)
 	}
 	// Shuffle so that the popular applications spread over the levels.
 	for i := len(apps) - 1; i > 0; i-- {
-		j := int(rng.next() % uint64(i+1))
+		j := int(g.rng.next() % uint64(i+1))
 		apps[i], apps[j] = apps[j], apps[i]
 	}
 	appCum := make([]float64, len(apps))
@@ -234,25 +283,25 @@ func Generate(s Shape, seed uint64) *Corpus {
 		appCum[i] = appTot
 	}
 	pick := func() int {
-		i := sort.SearchFloat64s(appCum, rng.float()*appTot)
+		i := sort.SearchFloat64s(appCum, g.rng.float()*appTot)
 		if i >= len(apps) {
 			i = len(apps) - 1
 		}
 		return apps[i]
 	}
 	shell := []int{}
-	for len(shell) < 4 && len(shell) < len(byLevel[1]) {
-		shell = append(shell, byLevel[1][len(shell)])
+	for len(shell) < 4 && len(shell) < len(g.byLevel[1]) {
+		shell = append(shell, g.byLevel[1][len(shell)])
 	}
 	seen := map[string]bool{}
-	for len(c.Images) < s.Images {
+	for len(g.c.Images) < s.Images {
 		roots := map[int]bool{pick(): true}
 		extra := 0
-		for rng.float() < s.RootsMean/(1+s.RootsMean) && extra < 40 {
+		for g.rng.float() < s.RootsMean/(1+s.RootsMean) && extra < 40 {
 			roots[pick()] = true
 			extra++
 		}
-		if rng.float() < s.ShellFrac {
+		if g.rng.float() < s.ShellFrac {
 			for _, id := range shell {
 				roots[id] = true
 			}
@@ -260,7 +309,7 @@ func Generate(s Shape, seed uint64) *Corpus {
 		var rs, names []string
 		for id := range roots {
 			rs = append(rs, before[id])
-			names = append(names, pkgs[id].name)
+			names = append(names, g.pkgs[id].name)
 		}
 		sort.Strings(rs)
 		sort.Strings(names)
@@ -269,33 +318,31 @@ func Generate(s Shape, seed uint64) *Corpus {
 			continue
 		}
 		seen[key] = true
-		c.Images = append(c.Images, CorpusImage{Name: key, Roots: rs})
+		g.c.Images = append(g.c.Images, CorpusImage{Name: key, Roots: rs})
 	}
-	// The mixed update: Spread packages that images hold, from every level
-	// but the base.
-	used := c.needed()
+}
+
+// mixedUpdate bumps Spread packages that images hold, from every level but
+// the base, and records every changed path in the corpus's "updated".
+func (g *shapeGen) mixedUpdate(before []string) {
+	used := g.c.needed()
 	var cands []int
-	for id := 1; id < n; id++ {
+	for id := 1; id < g.packages; id++ {
 		if used[before[id]] {
 			cands = append(cands, id)
 		}
 	}
 	bumped := map[int]bool{}
-	for len(bumped) < s.Spread && len(bumped) < len(cands) {
-		bumped[cands[rng.next()%uint64(len(cands))]] = true
+	for len(bumped) < g.s.Spread && len(bumped) < len(cands) {
+		bumped[cands[g.rng.next()%uint64(len(cands))]] = true
 	}
-	after := emit(bumped)
-	c.Updated = make(map[string]string)
-	for i := range pkgs {
+	after := g.emit(bumped)
+	g.c.Updated = make(map[string]string)
+	for i := range g.pkgs {
 		if before[i] != after[i] {
-			c.Updated[before[i]] = after[i]
+			g.c.Updated[before[i]] = after[i]
 		}
 	}
-	c.prune()
-	if err := c.init(); err != nil {
-		panic(err)
-	}
-	return c
 }
 
 // needed is the set of paths in the closure of some image's roots, and of
