@@ -39,21 +39,52 @@ const CorpusSeed = 1
 //     libpng, curl): the bumped packages get a new version and a size
 //     within ±3 %, their dependents a new hash and the same size.
 func GenerateCorpus(seed uint64) *Corpus {
-	rng := &splitmix{state: seed}
-	type pkg struct {
-		name, version string
-		size          float64 // typical size in KB
-		deps          []string
+	g := &nixpkgsGen{rng: &splitmix{state: seed}, byName: make(map[string]int), c: &Corpus{Paths: make(map[string]CorpusPath)},
+		salt: fmt.Sprintf("strata-corpus-%d", seed)}
+	g.table()
+	g.jupyter()
+	g.dependencyOrder()
+	g.drawSizes()
+	before := g.emit(func(i int) string { return g.pkgs[i].version }, func(i int) int64 { return g.sizes[i] })
+	g.update(before)
+	g.images(before)
+	if err := g.c.init(); err != nil {
+		panic(err)
 	}
-	var pkgs []pkg
-	byName := make(map[string]int)
-	add := func(name, version string, size float64, deps []string) {
-		if _, dup := byName[name]; dup {
-			panic("corpus table lists " + name + " twice")
-		}
-		byName[name] = len(pkgs)
-		pkgs = append(pkgs, pkg{name, version, size, deps})
+	return g.c
+}
+
+// nixpkgsGen is the state of GenerateCorpus. Its steps draw from rng in a
+// fixed order, so the same seed gives the same corpus.
+type nixpkgsGen struct {
+	rng    *splitmix
+	pkgs   []nixpkgsPkg
+	byName map[string]int
+	// order lists the packages dependencies first.
+	order []int
+	// sizes are the packages' drawn NAR sizes.
+	sizes []int64
+	salt  string
+	c     *Corpus
+}
+
+// nixpkgsPkg is one package of GenerateCorpus.
+type nixpkgsPkg struct {
+	name, version string
+	size          float64 // typical size in KB
+	deps          []string
+}
+
+func (g *nixpkgsGen) add(name, version string, size float64, deps []string) {
+	if _, dup := g.byName[name]; dup {
+		panic("corpus table lists " + name + " twice")
 	}
+	g.byName[name] = len(g.pkgs)
+	g.pkgs = append(g.pkgs, nixpkgsPkg{name, version, size, deps})
+}
+
+// table adds the packages of corpusTable.
+func (g *nixpkgsGen) table() {
 	for _, line := range strings.Split(corpusTable, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -68,100 +99,116 @@ func GenerateCorpus(seed uint64) *Corpus {
 		if err != nil {
 			panic("eval: bad size in corpus table line: " + line)
 		}
-		add(f[0], f[1], size, strings.Fields(deps))
+		g.add(f[0], f[1], size, strings.Fields(deps))
 	}
-	// The Jupyter stack's small pure-Python packages.
+}
+
+// jupyter adds the Jupyter stack with its small pure-Python packages.
+func (g *nixpkgsGen) jupyter() {
 	var jup []string
 	for _, n := range strings.Fields(jupyterDeps) {
 		name := "python3.11-" + n
 		deps := []string{"python3"}
-		k := 2 + int(rng.next()%2)
+		k := 2 + int(g.rng.next()%2)
 		for i := 0; i < k && len(jup) > 0; i++ {
-			deps = append(deps, jup[rng.next()%uint64(len(jup))])
+			deps = append(deps, jup[g.rng.next()%uint64(len(jup))])
 		}
-		add(name, fmt.Sprintf("%d.%d.%d", 1+rng.next()%4, rng.next()%20, rng.next()%10), 300, slices.Compact(slices.Sorted(slices.Values(deps))))
+		g.add(name, fmt.Sprintf("%d.%d.%d", 1+g.rng.next()%4, g.rng.next()%20, g.rng.next()%10), 300, slices.Compact(slices.Sorted(slices.Values(deps))))
 		jup = append(jup, name)
 	}
-	add("python3.11-jupyter-server", "2.14.1", 2500, append([]string{"python3", "python3.11-tornado", "python3.11-pyzmq", "python3.11-jinja2", "python3.11-traitlets"}, jup...))
-	add("python3.11-jupyterlab", "4.2.1", 45000, []string{"python3", "python3.11-jupyter-server", "python3.11-ipykernel", "python3.11-jinja2", "nodejs"})
+	g.add("python3.11-jupyter-server", "2.14.1", 2500, append([]string{"python3", "python3.11-tornado", "python3.11-pyzmq", "python3.11-jinja2", "python3.11-traitlets"}, jup...))
+	g.add("python3.11-jupyterlab", "4.2.1", 45000, []string{"python3", "python3.11-jupyter-server", "python3.11-ipykernel", "python3.11-jinja2", "nodejs"})
+}
 
-	// Emit in dependency order (depth first, in table order).
-	var order []int
-	state := make([]int, len(pkgs))
+// dependencyOrder orders the packages dependencies first (depth first, in
+// table order).
+func (g *nixpkgsGen) dependencyOrder() {
+	state := make([]int, len(g.pkgs))
 	var visit func(i int)
 	visit = func(i int) {
 		switch state[i] {
 		case 1:
-			panic("corpus table has a cycle through " + pkgs[i].name)
+			panic("corpus table has a cycle through " + g.pkgs[i].name)
 		case 2:
 			return
 		}
 		state[i] = 1
-		for _, d := range pkgs[i].deps {
-			j, ok := byName[d]
+		for _, d := range g.pkgs[i].deps {
+			j, ok := g.byName[d]
 			if !ok {
-				panic("corpus table: " + pkgs[i].name + " refers to unknown " + d)
+				panic("corpus table: " + g.pkgs[i].name + " refers to unknown " + d)
 			}
 			visit(j)
 		}
 		state[i] = 2
-		order = append(order, i)
+		g.order = append(g.order, i)
 	}
-	for i := range pkgs {
+	for i := range g.pkgs {
 		visit(i)
 	}
-	sizes := make([]int64, len(pkgs))
-	for i, p := range pkgs {
-		sizes[i] = int64(p.size * 1024 * math.Exp(0.35*rng.norm()))
-		if sizes[i] < 1024 {
-			sizes[i] = 1024
+}
+
+// drawSizes draws each package's size log-normally around its typical size.
+func (g *nixpkgsGen) drawSizes() {
+	g.sizes = make([]int64, len(g.pkgs))
+	for i, p := range g.pkgs {
+		g.sizes[i] = int64(p.size * 1024 * math.Exp(0.35*g.rng.norm()))
+		if g.sizes[i] < 1024 {
+			g.sizes[i] = 1024
 		}
 	}
-	c := &Corpus{Paths: make(map[string]CorpusPath)}
-	emit := func(version func(i int) string, size func(i int) int64, salt string) []string {
-		paths := make([]string, len(pkgs))
-		for _, i := range order {
-			p := pkgs[i]
-			var refs []string
-			for _, d := range p.deps {
-				refs = append(refs, paths[byName[d]])
-			}
-			sort.Strings(refs)
-			name := p.name + "-" + version(i)
-			h := sha256.Sum256([]byte(salt + "\x00" + name + "\x00" + strings.Join(refs, "\x00")))
-			paths[i] = "/nix/store/" + closure.EncodeBase32(h[:20]) + "-" + name
-			c.Paths[paths[i]] = CorpusPath{NarSize: size(i), References: refs}
+}
+
+// emit adds every package's store path to the corpus, dependencies first,
+// with the given versions and sizes, and returns the paths by package.
+func (g *nixpkgsGen) emit(version func(i int) string, size func(i int) int64) []string {
+	paths := make([]string, len(g.pkgs))
+	for _, i := range g.order {
+		p := g.pkgs[i]
+		var refs []string
+		for _, d := range p.deps {
+			refs = append(refs, paths[g.byName[d]])
 		}
-		return paths
+		sort.Strings(refs)
+		name := p.name + "-" + version(i)
+		h := sha256.Sum256([]byte(g.salt + "\x00" + name + "\x00" + strings.Join(refs, "\x00")))
+		paths[i] = "/nix/store/" + closure.EncodeBase32(h[:20]) + "-" + name
+		g.c.Paths[paths[i]] = CorpusPath{NarSize: size(i), References: refs}
 	}
-	salt := fmt.Sprintf("strata-corpus-%d", seed)
-	before := emit(func(i int) string { return pkgs[i].version }, func(i int) int64 { return sizes[i] }, salt)
+	return paths
+}
+
+// update bumps six packages (a new version, a size within ±3 %) and records
+// every changed path in the corpus's "updated".
+func (g *nixpkgsGen) update(before []string) {
 	bumped := make(map[int]bool)
 	for _, n := range strings.Fields("htop git python3.11-numpy nodejs libpng curl") {
-		bumped[byName[n]] = true
+		bumped[g.byName[n]] = true
 	}
-	newSize := make([]int64, len(pkgs))
-	for i := range pkgs {
-		newSize[i] = sizes[i]
+	newSize := make([]int64, len(g.pkgs))
+	for i := range g.pkgs {
+		newSize[i] = g.sizes[i]
 		if bumped[i] {
-			newSize[i] = int64(float64(sizes[i]) * (0.97 + 0.06*rng.float()))
+			newSize[i] = int64(float64(g.sizes[i]) * (0.97 + 0.06*g.rng.float()))
 		}
 	}
-	after := emit(func(i int) string {
+	after := g.emit(func(i int) string {
 		if bumped[i] {
-			return bumpVersion(pkgs[i].version)
+			return bumpVersion(g.pkgs[i].version)
 		}
-		return pkgs[i].version
-	}, func(i int) int64 { return newSize[i] }, salt)
-	c.Updated = make(map[string]string)
-	for i := range pkgs {
+		return g.pkgs[i].version
+	}, func(i int) int64 { return newSize[i] })
+	g.c.Updated = make(map[string]string)
+	for i := range g.pkgs {
+		// An unchanged package: emit wrote the same path twice.
 		if before[i] != after[i] {
-			c.Updated[before[i]] = after[i]
-		} else {
-			// An unchanged package: emit wrote the same path twice.
-			continue
+			g.c.Updated[before[i]] = after[i]
 		}
 	}
+}
+
+// images adds the images of corpusImages.
+func (g *nixpkgsGen) images(before []string) {
 	for _, line := range strings.Split(corpusImages, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -170,19 +217,15 @@ func GenerateCorpus(seed uint64) *Corpus {
 		name, pk, _ := strings.Cut(line, ":")
 		im := CorpusImage{Name: strings.TrimSpace(name)}
 		for _, n := range strings.Fields(pk) {
-			i, ok := byName[n]
+			i, ok := g.byName[n]
 			if !ok {
 				panic("corpus image " + name + " asks for unknown package " + n)
 			}
 			im.Roots = append(im.Roots, before[i])
 		}
 		sort.Strings(im.Roots)
-		c.Images = append(c.Images, im)
+		g.c.Images = append(g.c.Images, im)
 	}
-	if err := c.init(); err != nil {
-		panic(err)
-	}
-	return c
 }
 
 // bumpVersion increments the last number of a version.
