@@ -103,18 +103,62 @@ type debPkg struct {
 // images (the closures of its packages), and a mixed update that bumps the
 // packages of bumps and, as Nix does, changes every path depending on them.
 func DebianCorpus(r io.Reader, images map[string][]string, bumps []string) (*Corpus, error) {
-	pkgs := make(map[string]*debPkg)
-	providers := make(map[string][]string)
+	idx, err := readDebianIndex(r)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(images))
+	for name := range images {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	edges, err := idx.needed(names, images)
+	if err != nil {
+		return nil, err
+	}
+	e := newDebianEmitter(idx, edges)
+	for _, name := range names {
+		im := CorpusImage{Name: name}
+		seen := map[string]bool{}
+		for _, pk := range images[name] {
+			if p := e.emit(e.comp[pk]); !seen[p] {
+				seen[p] = true
+				im.Roots = append(im.Roots, p)
+			}
+		}
+		sort.Strings(im.Roots)
+		e.c.Images = append(e.c.Images, im)
+	}
+	if err := e.c.init(); err != nil {
+		return nil, err
+	}
+	if err := e.mixedUpdate(bumps); err != nil {
+		return nil, err
+	}
+	return e.c, nil
+}
+
+// debianIndex is a parsed Packages index.
+type debianIndex struct {
+	pkgs map[string]*debPkg
+	// providers maps a virtual package to the packages providing it,
+	// sorted.
+	providers map[string][]string
+}
+
+// readDebianIndex parses the Packages index read from r: the fields
+// DebianCorpus uses, the first stanza of each package name.
+func readDebianIndex(r io.Reader) (*debianIndex, error) {
+	idx := &debianIndex{pkgs: make(map[string]*debPkg), providers: make(map[string][]string)}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	var cur *debPkg
-	field := ""
 	flush := func() {
 		if cur != nil && cur.name != "" {
-			if _, dup := pkgs[cur.name]; !dup {
-				pkgs[cur.name] = cur
+			if _, dup := idx.pkgs[cur.name]; !dup {
+				idx.pkgs[cur.name] = cur
 				for _, pv := range cur.provides {
-					providers[pv] = append(providers[pv], cur.name)
+					idx.providers[pv] = append(idx.providers[pv], cur.name)
 				}
 			}
 		}
@@ -132,66 +176,82 @@ func DebianCorpus(r io.Reader, images map[string][]string, bumps []string) (*Cor
 		if cur == nil {
 			cur = &debPkg{}
 		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			return nil, fmt.Errorf("debian: malformed line %q", line)
-		}
-		field, v = k, strings.TrimSpace(v)
-		switch field {
-		case "Package":
-			cur.name = v
-		case "Version":
-			cur.version = v
-		case "Installed-Size":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("debian: %s: Installed-Size %q: %w", cur.name, v, err)
-			}
-			cur.size = n * 1024
-		case "Depends", "Pre-Depends":
-			for _, clause := range strings.Split(v, ",") {
-				var alts []string
-				for _, a := range strings.Split(clause, "|") {
-					if n := depName(a); n != "" {
-						alts = append(alts, n)
-					}
-				}
-				if len(alts) > 0 {
-					cur.deps = append(cur.deps, alts)
-				}
-			}
-		case "Provides":
-			for _, a := range strings.Split(v, ",") {
-				if n := depName(a); n != "" {
-					cur.provides = append(cur.provides, n)
-				}
-			}
+		if err := cur.field(line); err != nil {
+			return nil, err
 		}
 	}
 	flush()
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("debian: read Packages: %w", err)
 	}
-	if len(pkgs) == 0 {
+	if len(idx.pkgs) == 0 {
 		return nil, fmt.Errorf("debian: no packages in the index (give the uncompressed Packages file)")
 	}
-	for _, ps := range providers {
+	for _, ps := range idx.providers {
 		sort.Strings(ps)
 	}
-	resolve := func(alts []string) string {
-		for _, a := range alts {
-			if _, ok := pkgs[a]; ok {
-				return a
-			}
-		}
-		for _, a := range alts {
-			if ps := providers[a]; len(ps) > 0 {
-				return ps[0]
-			}
-		}
-		return ""
+	return idx, nil
+}
+
+// field reads one "Field: value" line of a package's stanza.
+func (p *debPkg) field(line string) error {
+	k, v, ok := strings.Cut(line, ":")
+	if !ok {
+		return fmt.Errorf("debian: malformed line %q", line)
 	}
-	// The packages the images need, and their resolved dependencies.
+	v = strings.TrimSpace(v)
+	switch k {
+	case "Package":
+		p.name = v
+	case "Version":
+		p.version = v
+	case "Installed-Size":
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("debian: %s: Installed-Size %q: %w", p.name, v, err)
+		}
+		p.size = n * 1024
+	case "Depends", "Pre-Depends":
+		for _, clause := range strings.Split(v, ",") {
+			var alts []string
+			for _, a := range strings.Split(clause, "|") {
+				if n := depName(a); n != "" {
+					alts = append(alts, n)
+				}
+			}
+			if len(alts) > 0 {
+				p.deps = append(p.deps, alts)
+			}
+		}
+	case "Provides":
+		for _, a := range strings.Split(v, ",") {
+			if n := depName(a); n != "" {
+				p.provides = append(p.provides, n)
+			}
+		}
+	}
+	return nil
+}
+
+// resolve picks the package a dependency clause stands for: the first
+// alternative that exists, else the first provider of one; "" if none.
+func (idx *debianIndex) resolve(alts []string) string {
+	for _, a := range alts {
+		if _, ok := idx.pkgs[a]; ok {
+			return a
+		}
+	}
+	for _, a := range alts {
+		if ps := idx.providers[a]; len(ps) > 0 {
+			return ps[0]
+		}
+	}
+	return ""
+}
+
+// needed returns the packages the images (named by names, in that order)
+// need, each with its resolved dependencies, sorted.
+func (idx *debianIndex) needed(names []string, images map[string][]string) (map[string][]string, error) {
 	edges := make(map[string][]string)
 	var visit func(n string)
 	visit = func(n string) {
@@ -200,8 +260,8 @@ func DebianCorpus(r io.Reader, images map[string][]string, bumps []string) (*Cor
 		}
 		edges[n] = nil
 		seen := map[string]bool{}
-		for _, alts := range pkgs[n].deps {
-			d := resolve(alts)
+		for _, alts := range idx.pkgs[n].deps {
+			d := idx.resolve(alts)
 			if d == "" || d == n || seen[d] {
 				continue
 			}
@@ -213,80 +273,82 @@ func DebianCorpus(r io.Reader, images map[string][]string, bumps []string) (*Cor
 			visit(d)
 		}
 	}
-	names := make([]string, 0, len(images))
-	for name := range images {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	for _, name := range names {
 		for _, p := range images[name] {
-			if _, ok := pkgs[p]; !ok {
+			if _, ok := idx.pkgs[p]; !ok {
 				return nil, fmt.Errorf("debian: image %s asks for %s, which is not in the index", name, p)
 			}
 			visit(p)
 		}
 	}
-	// Merge dependency cycles (strongly connected components) into one
-	// path each, as a Debian-to-Nix package set must.
-	comp := sccs(edges)
-	members := make(map[int][]string)
-	for n, c := range comp {
-		members[c] = append(members[c], n)
+	return edges, nil
+}
+
+// debianEmitter turns the needed packages into store paths: a dependency
+// cycle (strongly connected component) becomes one path, as a
+// Debian-to-Nix package set must.
+type debianEmitter struct {
+	idx   *debianIndex
+	edges map[string][]string
+	// comp is each package's component; members each component's
+	// packages, sorted.
+	comp    map[string]int
+	members map[int][]string
+	pathOf  map[int]string
+	c       *Corpus
+}
+
+func newDebianEmitter(idx *debianIndex, edges map[string][]string) *debianEmitter {
+	e := &debianEmitter{idx: idx, edges: edges, comp: sccs(edges), members: make(map[int][]string),
+		pathOf: make(map[int]string), c: &Corpus{Paths: make(map[string]CorpusPath)}}
+	for n, c := range e.comp {
+		e.members[c] = append(e.members[c], n)
 	}
-	for _, m := range members {
+	for _, m := range e.members {
 		sort.Strings(m)
 	}
-	c := &Corpus{Paths: make(map[string]CorpusPath)}
-	pathOf := make(map[int]string)
-	var emit func(ci int) string
-	emit = func(ci int) string {
-		if p, ok := pathOf[ci]; ok {
-			return p
-		}
-		var refs []string
-		seen := map[string]bool{}
-		var size int64
-		for _, n := range members[ci] {
-			size += pkgs[n].size
-			for _, d := range edges[n] {
-				if comp[d] == ci {
-					continue
-				}
-				if p := emit(comp[d]); !seen[p] {
-					seen[p] = true
-					refs = append(refs, p)
-				}
-			}
-		}
-		sort.Strings(refs)
-		head := pkgs[members[ci][0]]
-		name := strings.Join(members[ci], "+")
-		if len(members[ci]) > 2 {
-			name = fmt.Sprintf("%s+%d", members[ci][0], len(members[ci])-1)
-		}
-		name += "-" + storeSafe(head.version)
-		h := sha256.Sum256([]byte("strata-debian12\x00" + name + "\x00" + strings.Join(refs, "\x00")))
-		p := "/nix/store/" + closure.EncodeBase32(h[:20]) + "-" + name
-		c.Paths[p] = CorpusPath{NarSize: size, References: refs}
-		pathOf[ci] = p
+	return e
+}
+
+// emit returns the store path of component ci, adding it and its
+// dependencies to the corpus first.
+func (e *debianEmitter) emit(ci int) string {
+	if p, ok := e.pathOf[ci]; ok {
 		return p
 	}
-	for _, name := range names {
-		im := CorpusImage{Name: name}
-		seen := map[string]bool{}
-		for _, pk := range images[name] {
-			if p := emit(comp[pk]); !seen[p] {
+	var refs []string
+	seen := map[string]bool{}
+	var size int64
+	for _, n := range e.members[ci] {
+		size += e.idx.pkgs[n].size
+		for _, d := range e.edges[n] {
+			if e.comp[d] == ci {
+				continue
+			}
+			if p := e.emit(e.comp[d]); !seen[p] {
 				seen[p] = true
-				im.Roots = append(im.Roots, p)
+				refs = append(refs, p)
 			}
 		}
-		sort.Strings(im.Roots)
-		c.Images = append(c.Images, im)
 	}
-	if err := c.init(); err != nil {
-		return nil, err
+	sort.Strings(refs)
+	head := e.idx.pkgs[e.members[ci][0]]
+	name := strings.Join(e.members[ci], "+")
+	if len(e.members[ci]) > 2 {
+		name = fmt.Sprintf("%s+%d", e.members[ci][0], len(e.members[ci])-1)
 	}
-	// The mixed update.
+	name += "-" + storeSafe(head.version)
+	h := sha256.Sum256([]byte("strata-debian12\x00" + name + "\x00" + strings.Join(refs, "\x00")))
+	p := "/nix/store/" + closure.EncodeBase32(h[:20]) + "-" + name
+	e.c.Paths[p] = CorpusPath{NarSize: size, References: refs}
+	e.pathOf[ci] = p
+	return p
+}
+
+// mixedUpdate bumps the packages of bumps and, as Nix does, changes every
+// path depending on them; the corpus's "updated" records it.
+func (e *debianEmitter) mixedUpdate(bumps []string) error {
+	c := e.c
 	set := c.PackageSet()
 	rev := make(map[string][]string)
 	for _, p := range set.Sorted() {
@@ -296,11 +358,11 @@ func DebianCorpus(r io.Reader, images map[string][]string, bumps []string) (*Cor
 	}
 	var bumped []string
 	for _, b := range bumps {
-		ci, ok := comp[b]
+		ci, ok := e.comp[b]
 		if !ok {
-			return nil, fmt.Errorf("debian: the update bumps %s, which no image holds", b)
+			return fmt.Errorf("debian: the update bumps %s, which no image holds", b)
 		}
-		bumped = append(bumped, pathOf[ci])
+		bumped = append(bumped, e.pathOf[ci])
 	}
 	u := c.bump(UpdateMixed, bumped, rev)
 	c.Updated = u.Map
@@ -310,10 +372,7 @@ func DebianCorpus(r io.Reader, images map[string][]string, bumps []string) (*Cor
 	}
 	c.graph = nil
 	c.prune()
-	if err := c.init(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c.init()
 }
 
 // depName returns the package name of one alternative of a dependency
