@@ -20,7 +20,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"strata/internal/builder"
 	"strata/internal/nix"
 )
 
@@ -42,7 +41,7 @@ var page = template.Must(template.New("index").Funcs(template.FuncMap{
 // Builds is what the page shows of the builder.
 type Builds interface {
 	// Recent returns the record of recent builds, newest first.
-	Recent() *builder.Recent
+	Recent() *Recent
 	// Platforms returns the configured platforms.
 	Platforms() []v1.Platform
 }

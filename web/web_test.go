@@ -15,9 +15,9 @@ import (
 	"strata/internal/nix"
 )
 
-type fakeBuilds struct{ recent *builder.Recent }
+type fakeBuilds struct{ recent *Recent }
 
-func (f fakeBuilds) Recent() *builder.Recent { return f.recent }
+func (f fakeBuilds) Recent() *Recent { return f.recent }
 func (f fakeBuilds) Platforms() []v1.Platform {
 	return []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
 }
@@ -35,7 +35,7 @@ func serve(t *testing.T, h http.Handler, method, target string, hdr map[string]s
 }
 
 func TestPage(t *testing.T) {
-	r := builder.NewRecent(10)
+	r := NewRecent(10)
 	r.Add(builder.Record{Name: "hello", Ref: "latest", Time: time.Now().Add(-time.Minute), Duration: 1500 * time.Millisecond,
 		Digest: "sha256:" + strings.Repeat("ab", 32)})
 	r.Add(builder.Record{Name: "failingbuild", Time: time.Now(), Duration: time.Second,
@@ -92,7 +92,7 @@ func TestPage(t *testing.T) {
 }
 
 func TestEmptyPage(t *testing.T) {
-	h := Handler(Options{Builder: fakeBuilds{builder.NewRecent(1)}, Versioned: true})
+	h := Handler(Options{Builder: fakeBuilds{NewRecent(1)}, Versioned: true})
 	body := serve(t, h, "GET", "/", nil).Body.String()
 	if !strings.Contains(body, "No builds yet") || !strings.Contains(body, "a branch, tag or commit") {
 		t.Error("empty, versioned page text missing")
@@ -100,7 +100,7 @@ func TestEmptyPage(t *testing.T) {
 }
 
 func TestPageRenamedPackage(t *testing.T) {
-	r := builder.NewRecent(10)
+	r := NewRecent(10)
 	r.Add(builder.Record{Name: "shell/mysql", Ref: "latest", Time: time.Now(), Err: fmt.Errorf("linux/amd64: %w", &nix.UnknownPackagesError{
 		Packages: []nix.UnknownPackage{{Name: "mysql", Replacement: "mariadb", Message: "'mysql' has been renamed to/replaced by 'mariadb'"}}})})
 	r.Add(builder.Record{Name: "oldtool", Ref: "latest", Time: time.Now(), Err: &nix.UnknownPackagesError{

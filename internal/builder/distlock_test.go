@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"strata/internal/buildreq"
 	"strata/internal/image"
 	"strata/internal/nix"
-	"strata/internal/spec"
 	"strata/internal/storage"
 )
 
@@ -105,10 +105,7 @@ func replicas(t *testing.T, n int) ([]*Builder, *slowNix) {
 
 func TestReplicasBuildOnce(t *testing.T) {
 	bs, sn := replicas(t, 3)
-	s, err := spec.Parse("app/curl", "latest")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := buildreq.Request{Name: "app/curl", Ref: "latest", Packages: []string{"app", "curl"}}
 	const n = 9
 	digests := make([]string, n)
 	var wg sync.WaitGroup
@@ -143,7 +140,7 @@ func TestReplicasBuildOnce(t *testing.T) {
 func TestReplicaFailureReleasesLease(t *testing.T) {
 	bs, sn := replicas(t, 2)
 	sn.fail = true
-	s, _ := spec.Parse("app", "latest")
+	s := buildreq.Request{Name: "app", Ref: "latest", Packages: []string{"app"}}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i := range 2 {
@@ -168,7 +165,7 @@ func TestReplicaFailureReleasesLease(t *testing.T) {
 func TestLeaseWaitBounded(t *testing.T) {
 	bs, _ := replicas(t, 1)
 	bs[0].opts.LeaseWait = 500 * time.Millisecond
-	s, _ := spec.Parse("app", "latest")
+	s := buildreq.Request{Name: "app", Ref: "latest", Packages: []string{"app"}}
 	key, _, err := bs[0].imageKey(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)

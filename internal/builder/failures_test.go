@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"strata/internal/buildreq"
 	"strata/internal/nix"
-	"strata/internal/spec"
 )
 
 // failingNix fails every build with err and counts the attempts.
@@ -39,7 +39,7 @@ func TestRepeatingFailuresAreRemembered(t *testing.T) {
 			fn := &failingNix{fakeNix: f, err: c.err}
 			b := newTestBuilder(t, f, root)
 			b.opts.Nix = fn
-			s, _ := spec.Parse("app", "latest")
+			s := buildreq.Request{Name: "app", Ref: "latest", Packages: []string{"app"}}
 			for i := 0; i < 3; i++ {
 				if _, err := b.Build(context.Background(), s); !errors.Is(err, c.err) && !errors.As(err, new(*nix.BuildError)) {
 					t.Fatalf("request %d: %v, want %v", i, err, c.err)
@@ -58,7 +58,7 @@ func TestRememberedFailureExpires(t *testing.T) {
 	b := newTestBuilder(t, f, root)
 	b.opts.Nix = fn
 	b.failed.ttl = 50 * time.Millisecond
-	s, _ := spec.Parse("app", "latest")
+	s := buildreq.Request{Name: "app", Ref: "latest", Packages: []string{"app"}}
 	_, _ = b.Build(context.Background(), s)
 	_, _ = b.Build(context.Background(), s)
 	if fn.attempts != 1 {
@@ -71,7 +71,7 @@ func TestRememberedFailureExpires(t *testing.T) {
 	}
 	// Unknown packages are remembered too, and a different image is not
 	// affected by another's failure.
-	other, _ := spec.Parse("tool", "latest")
+	other := buildreq.Request{Name: "tool", Ref: "latest", Packages: []string{"tool"}}
 	if _, err := b.Build(context.Background(), other); err == nil {
 		t.Fatal("the failing fake built tool")
 	}

@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"strata/internal/buildreq"
 	"strata/internal/closure"
 	"strata/internal/image"
 	"strata/internal/nix"
@@ -149,17 +150,17 @@ func TestExplicitGroupsInOrder(t *testing.T) {
 	f, root := newFake(t)
 	b := newTestBuilder(t, f, root)
 	ctx := context.Background()
-	req := Request{
+	req := buildreq.Request{
 		Name:     "groups",
 		Packages: []string{"app", "curl"},
 		Include:  []string{"tool"},
-		Layers: []LayerGroup{
+		Layers: []buildreq.LayerGroup{
 			{Name: "net", Packages: []string{"curl"}},
 			{Name: "app", Packages: []string{"app"}},
 		},
 		Config: image.Config{Env: []string{"PATH=/custom", "LANG=C"}},
 	}
-	r, err := b.BuildRequest(ctx, req)
+	r, err := b.Build(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestExplicitGroupsInOrder(t *testing.T) {
 	}
 
 	// Same request: cached image, nothing packed.
-	again, err := b.BuildRequest(ctx, req)
+	again, err := b.Build(ctx, req)
 	if err != nil || !again.Cached || again.LayersPacked != 0 || again.OCI.Digest != r.OCI.Digest {
 		t.Fatalf("rebuild: %+v %v", again, err)
 	}
@@ -204,7 +205,7 @@ func TestExplicitGroupsInOrder(t *testing.T) {
 	// customisation layer are packed.
 	req.Include = nil
 	req.Packages = []string{"app", "curl", "tool"}
-	changed, err := b.BuildRequest(ctx, req)
+	changed, err := b.Build(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,9 +217,9 @@ func TestExplicitGroupsInOrder(t *testing.T) {
 func TestGroupWithNothingNewFails(t *testing.T) {
 	f, root := newFake(t)
 	b := newTestBuilder(t, f, root)
-	_, err := b.BuildRequest(context.Background(), Request{
+	_, err := b.Build(context.Background(), buildreq.Request{
 		Packages: []string{"curl"},
-		Layers:   []LayerGroup{{Packages: []string{"curl"}}, {Name: "ssl", Packages: []string{"libssl"}}},
+		Layers:   []buildreq.LayerGroup{{Packages: []string{"curl"}}, {Name: "ssl", Packages: []string{"libssl"}}},
 	})
 	if err == nil || !strings.Contains(err.Error(), "layer group 2 (ssl) adds no store path") {
 		t.Fatalf("err = %v", err)
@@ -228,9 +229,9 @@ func TestGroupWithNothingNewFails(t *testing.T) {
 func TestBudgetTooSmallForGroups(t *testing.T) {
 	f, root := newFake(t)
 	b := newTestBuilder(t, f, root)
-	_, err := b.BuildRequest(context.Background(), Request{
+	_, err := b.Build(context.Background(), buildreq.Request{
 		Packages:  []string{"curl", "app"},
-		Layers:    []LayerGroup{{Packages: []string{"curl"}}},
+		Layers:    []buildreq.LayerGroup{{Packages: []string{"curl"}}},
 		MaxLayers: 2,
 	})
 	if err == nil || !strings.Contains(err.Error(), "raise maxLayers") {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"strata/internal/buildreq"
 	"strata/internal/image"
 	"strata/internal/layer"
 )
@@ -23,7 +24,7 @@ func TestBuildAttachesSBOM(t *testing.T) {
 	ctx := context.Background()
 	f, root := newFake(t)
 	b := newTestBuilder(t, f, root)
-	res, err := b.BuildRequest(ctx, Request{Name: "curl", Packages: []string{"curl"}})
+	res, err := b.Build(ctx, buildreq.Request{Name: "curl", Packages: []string{"curl"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestSBOMReproducible(t *testing.T) {
 	digest := func() (string, string) {
 		f, root := newFake(t)
 		b := newTestBuilder(t, f, root)
-		res, err := b.BuildRequest(ctx, Request{Name: "app", Packages: []string{"app", "tool"}})
+		res, err := b.Build(ctx, buildreq.Request{Name: "app", Packages: []string{"app", "tool"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +153,7 @@ func TestPackageEnvAndPURLs(t *testing.T) {
 	write("libssl", layer.EnvFile, "OPENSSL_MODULES="+sp("libssl")+"/lib/ossl-modules\nFOO=from-libssl\n")
 	write("curl", image.PURLFile, "pkg:deb/debian/curl@7.88.1-10%2Bdeb12u5?arch=amd64\npkg:deb/debian/libcurl4@7.88.1-10%2Bdeb12u5?arch=amd64\n")
 	b := newTestBuilder(t, f, root)
-	res, err := b.BuildRequest(ctx, Request{Name: "curl", Packages: []string{"curl"},
+	res, err := b.Build(ctx, buildreq.Request{Name: "curl", Packages: []string{"curl"},
 		Config: image.Config{Env: []string{"FOO=mine", "LANG=C"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +209,7 @@ func TestPackageEnvAndPURLs(t *testing.T) {
 
 	// A line that is no package URL fails the build with the file named.
 	write("app", image.PURLFile, "curl 7.88\n")
-	if _, err := b.BuildRequest(ctx, Request{Name: "app", Packages: []string{"app"}}); err == nil || !strings.Contains(err.Error(), image.PURLFile) {
+	if _, err := b.Build(ctx, buildreq.Request{Name: "app", Packages: []string{"app"}}); err == nil || !strings.Contains(err.Error(), image.PURLFile) {
 		t.Errorf("bad purl file: error %v", err)
 	}
 }

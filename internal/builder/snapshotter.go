@@ -14,21 +14,15 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"strata/internal/buildreq"
 	"strata/internal/closure"
 	"strata/internal/nixcache"
 )
 
-// FormatNixSnapshotter is the Request.Format of images that
-// nix-snapshotter (github.com/pdtpartners/nix-snapshotter, v0.4.0) runs by
-// bind-mounting store paths from the node's Nix store instead of unpacking
-// them from layers. Such an image has strata's customisation layer and
-// then the layer nix2container makes: a directory (or an empty file) for
-// each store path of the closure, as a mount point, and on its descriptor
-// the annotation AnnotationNixClosure naming a closure-info store path
-// (see nixcache.ClosureInfo). The store paths are in no layer: the node
-// substitutes them from a Nix binary cache, so the builder needs a
-// Recorder that records closure-info paths (strata serve --cache-key-file).
-const FormatNixSnapshotter = "nix-snapshotter"
+// A nix-snapshotter image (Request.Format buildreq.FormatNixSnapshotter)
+// holds no store path in a layer: after the customisation layer comes
+// nix2container's layer of mount points, whose descriptor annotation
+// names the closure-info store path the node substitutes the closure by.
 
 // AnnotationNixClosure is nix-snapshotter's layer annotation naming the
 // closure-info store path (nix2container.NixClosureAnnotation).
@@ -43,7 +37,7 @@ type ClosureInfoRecorder interface {
 
 // snapshotterClosure checks req can be built as a nix-snapshotter image
 // and returns the closure-info path of graph.
-func (b *Builder) snapshotterClosure(req Request, graph *closure.Graph) (*nixcache.ClosureInfo, error) {
+func (b *Builder) snapshotterClosure(req buildreq.Request, graph *closure.Graph) (*nixcache.ClosureInfo, error) {
 	if len(req.Layers) > 0 {
 		return nil, errors.New("builder: a nix-snapshotter image holds no store path in a layer, so it takes no layer groups; drop them or build layers")
 	}

@@ -4,7 +4,7 @@
 // or a value of the wrong type is an error that names its line), checks it
 // before anything is built (overlapping layer groups, duplicate users,
 // groups, uids and paths, bad modes, ports and platforms), and turns it into
-// a builder.Request.
+// a buildreq.Request.
 //
 // The format is documented in docs/build.md; schema.json (Schema) is its
 // JSON Schema, for editors and CI linters.
@@ -25,7 +25,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"strata/internal/builder"
+	"strata/internal/buildreq"
 	"strata/internal/image"
 	"strata/internal/layer"
 )
@@ -677,8 +677,8 @@ func (d *Description) readSource(i int) *Error {
 }
 
 // Request turns the description into a build request.
-func (d *Description) Request() builder.Request {
-	req := builder.Request{
+func (d *Description) Request() buildreq.Request {
+	req := buildreq.Request{
 		Name:        d.Name,
 		Packages:    d.Packages,
 		Include:     d.Include,
@@ -689,7 +689,7 @@ func (d *Description) Request() builder.Request {
 		MaxLayers:   d.MaxLayers,
 	}
 	for _, l := range d.Layers {
-		req.Layers = append(req.Layers, builder.LayerGroup{Name: l.Name, Packages: l.Packages})
+		req.Layers = append(req.Layers, buildreq.LayerGroup{Name: l.Name, Packages: l.Packages})
 	}
 	c := d.Config
 	req.Config = image.Config{

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"strata/internal/builder"
+	"strata/internal/buildreq"
 	"strata/internal/buildspec"
 	"strata/internal/layering"
 	"strata/internal/nix"
@@ -184,7 +185,7 @@ func runBuild(ctx context.Context, cmd *cobra.Command, env *Env, o *buildOptions
 	if err != nil {
 		return err
 	}
-	res, err := b.BuildRequest(ctx, req)
+	res, err := b.Build(ctx, req)
 	if err != nil {
 		return explainBuildError(desc, err)
 	}
@@ -286,35 +287,35 @@ func (o *buildOptions) evalDescription(ctx context.Context, drv *nix.Driver, pla
 
 // request adds the flags and arguments to desc (nil: an empty one), checks
 // it and returns it with the builder's request.
-func (o *buildOptions) request(desc *buildspec.Description, args []string) (*buildspec.Description, builder.Request, error) {
+func (o *buildOptions) request(desc *buildspec.Description, args []string) (*buildspec.Description, buildreq.Request, error) {
 	if desc == nil {
 		desc = &buildspec.Description{}
 	}
 	if err := applyFlags(desc, o, args); err != nil {
-		return nil, builder.Request{}, err
+		return nil, buildreq.Request{}, err
 	}
 	if err := desc.Check(); err != nil {
-		return nil, builder.Request{}, err
+		return nil, buildreq.Request{}, err
 	}
 	if len(desc.Packages) == 0 && len(desc.Layers) == 0 {
-		return nil, builder.Request{}, errors.New("nothing to build: name packages (strata build hello) or a description (-f image.yaml)")
+		return nil, buildreq.Request{}, errors.New("nothing to build: name packages (strata build hello) or a description (-f image.yaml)")
 	}
 	req := desc.Request()
 	req.Ref = o.ref
 	req.Platforms = nil // the builder is configured with exactly these
 	switch o.format {
 	case "layers", "":
-	case builder.FormatNixSnapshotter:
-		req.Format = builder.FormatNixSnapshotter
+	case buildreq.FormatNixSnapshotter:
+		req.Format = buildreq.FormatNixSnapshotter
 	default:
-		return nil, builder.Request{}, fmt.Errorf("--format %q: use layers or %s", o.format, builder.FormatNixSnapshotter)
+		return nil, buildreq.Request{}, fmt.Errorf("--format %q: use layers or %s", o.format, buildreq.FormatNixSnapshotter)
 	}
 	return desc, req, nil
 }
 
 // newBuilder is the builder of the cache directory, with --strategy and,
 // with --cache-key-file, the Nix binary cache's recorder.
-func (o *buildOptions) newBuilder(ctx context.Context, env *Env, drv *nix.Driver, desc *buildspec.Description, req builder.Request, platforms []builder.Platform, prog *progress) (*builder.Builder, error) {
+func (o *buildOptions) newBuilder(ctx context.Context, env *Env, drv *nix.Driver, desc *buildspec.Description, req buildreq.Request, platforms []builder.Platform, prog *progress) (*builder.Builder, error) {
 	store, err := o.openCache()
 	if err != nil {
 		return nil, err
@@ -330,7 +331,7 @@ func (o *buildOptions) newBuilder(ctx context.Context, env *Env, drv *nix.Driver
 			return nil, fmt.Errorf("--cache-key-file: %w", err)
 		}
 		recorder = &nixcache.Recorder{Store: store, Key: key}
-	} else if req.Format == builder.FormatNixSnapshotter {
+	} else if req.Format == buildreq.FormatNixSnapshotter {
 		return nil, errors.New("--format nix-snapshotter: its nodes substitute the store paths from a Nix binary cache; give --cache-key-file, then serve --cache-dir with strata serve --storage-path DIR --cache-key-file FILE")
 	}
 	bo := o.builderOptions(desc, platforms, quietLog(env, o.verbose), prog)
@@ -339,7 +340,7 @@ func (o *buildOptions) newBuilder(ctx context.Context, env *Env, drv *nix.Driver
 }
 
 // writeOutputs describes the built image and writes it to each --output.
-func (o *buildOptions) writeOutputs(ctx context.Context, cmd *cobra.Command, env *Env, b *builder.Builder, req builder.Request, res builder.Result, prog *progress) (BuildResult, error) {
+func (o *buildOptions) writeOutputs(ctx context.Context, cmd *cobra.Command, env *Env, b *builder.Builder, req buildreq.Request, res builder.Result, prog *progress) (BuildResult, error) {
 	out := BuildResult{Name: req.Name, Digest: res.OCI.Digest, MediaType: string(res.OCI.MediaType), Size: res.OCI.Size,
 		DockerDigest: res.Docker.Digest, LayersPacked: res.LayersPacked, Cached: res.Cached, Outputs: []OutputResult{}}
 	art, err := b.Load(ctx, res.OCI)

@@ -321,7 +321,7 @@ func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buil
 			req := desc.Request()
 			req.Ref = o.ref
 			req.Platforms = []string{p.Platform.String()}
-			res, err := b.BuildRequest(ctx, req)
+			res, err := b.Build(ctx, req)
 			if err != nil {
 				errs[i] = explainBuildError(desc, err)
 				return

@@ -24,6 +24,7 @@ import (
 	"strata/internal/metrics"
 	"strata/internal/nix"
 	"strata/internal/nixcache"
+	"strata/internal/ondemand"
 	"strata/internal/registry"
 	"strata/internal/storage"
 	"strata/web"
@@ -241,10 +242,11 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		}
 		recorder = &nixcache.Recorder{Store: store, Key: cacheKey}
 	}
+	builds := web.NewRecent(50)
 	b, err := builder.New(builder.Options{
 		Nix: drv, Store: store, Strategy: strat, MaxLayers: o.maxLayers,
 		Platforms: plats, MTime: time.Unix(o.epoch, 0), Compression: compressionOf(o.compression), Log: env.Log,
-		Observer: met, LeaseWait: 2*o.nixTimeout + 5*time.Minute, Version: Version,
+		Observer: met, Builds: builds, LeaseWait: 2*o.nixTimeout + 5*time.Minute, Version: Version,
 		FailureTTL: failureTTL(o.failureTTL), Recorder: recorder,
 	})
 	if err != nil {
@@ -252,7 +254,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	}
 	if o.checkOnStart {
 		var recent []string
-		for _, r := range b.Recent().List() {
+		for _, r := range builds.List() {
 			recent = append(recent, r.Name)
 		}
 		go checkOnStart(ctx, env.Log, drv, store, recent, plats[0].Platform.String())
@@ -267,7 +269,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	} else if o.pushPrefix != "" {
 		env.Log.Warn("no --htpasswd: anyone who can reach the registry may push to " + o.pushPrefix + "/...")
 	}
-	ropts := registry.Options{Store: store, Backend: b, Log: env.Log, PushPrefix: o.pushPrefix, Auth: authSvc,
+	ropts := registry.Options{Store: store, Backend: ondemand.New(b), Log: env.Log, PushPrefix: o.pushPrefix, Auth: authSvc,
 		Redirect: o.s3.redirect, MaxUploadSize: o.maxUpload, MaxConcurrentUploads: o.maxUploads, Metrics: met}
 	if _, ok := env.Log.Handler().(*slog.JSONHandler); ok && env.Log.Enabled(ctx, slog.LevelInfo) {
 		// The same JSON records, from the registry's fast encoder.
@@ -296,7 +298,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	))
 	mux.Handle("/metrics", met.Handler())
 	var cache http.Handler
-	webOpts := web.Options{Builder: b, Source: sourceDescription(o), Versioned: o.pkgsRepo != "", PushPrefix: o.pushPrefix}
+	webOpts := web.Options{Builder: pageBuilds{b, builds}, Source: sourceDescription(o), Versioned: o.pkgsRepo != "", PushPrefix: o.pushPrefix}
 	if cacheKey != nil {
 		if cache, err = newNixCache(store, authSvc, met, o, env.Log); err != nil {
 			return err
@@ -453,6 +455,15 @@ func sourceDescription(o *serveOptions) string {
 	}
 	return ""
 }
+
+// pageBuilds is what the page shows of the builder: its platforms and
+// the builds it told the list of recent builds.
+type pageBuilds struct {
+	*builder.Builder
+	recent *web.Recent
+}
+
+func (p pageBuilds) Recent() *web.Recent { return p.recent }
 
 func compressionOf(s string) layer.Compression { return layer.Compression(s) }
 
