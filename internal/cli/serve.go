@@ -205,14 +205,8 @@ func parsePlatforms(s string) ([]builder.Platform, error) {
 }
 
 func runServe(ctx context.Context, env *Env, o *serveOptions) error {
-	if env.Getenv("GCS_BUCKET") != "" || o.storage == "gcs" {
-		return errors.New("storage backend gcs (Google Cloud Storage) is not supported; use --storage filesystem or --storage s3 (S3-compatible object storage)")
-	}
-	if o.compression != "gzip" && o.compression != "zstd" {
-		return fmt.Errorf("--compression %q: use gzip or zstd", o.compression)
-	}
-	if o.pkgsPath == "" && o.channel == "" && o.pkgsRepo == "" && o.flake == "" {
-		return errors.New("no package source: set --pkgs-path, --pkgs-repo, --channel or --flake (or NIXERY_PKGS_PATH, NIXERY_PKGS_REPO, NIXERY_CHANNEL)")
+	if err := checkServeFlags(env, o); err != nil {
+		return err
 	}
 	plats, err := parsePlatforms(o.platforms)
 	if err != nil {
@@ -222,53 +216,103 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	strat, err := loadStrategy(ctx, o.strategy, o.popularity, o.packageSet)
-	if err != nil {
-		return err
-	}
-	drv, err := nix.New(nix.Config{
-		PkgsPath: o.pkgsPath, Channel: o.channel, PkgsRepo: o.pkgsRepo, Flake: o.flake,
-		Timeout: o.nixTimeout, Builders: o.builders, Log: env.Log,
-	})
-	if err != nil {
-		return err
-	}
 	met := metrics.New()
-	var cacheKey *nixcache.Key
-	var recorder builder.Recorder
-	if o.cacheKeyFile != "" {
-		if cacheKey, err = nixcache.LoadKey(o.cacheKeyFile); err != nil {
-			return fmt.Errorf("--cache-key-file: %w", err)
-		}
-		recorder = &nixcache.Recorder{Store: store, Key: cacheKey}
-	}
-	builds := web.NewRecent(50)
-	b, err := builder.New(builder.Options{
-		Nix: drv, Store: store, Strategy: strat, MaxLayers: o.maxLayers,
-		Platforms: plats, MTime: time.Unix(o.epoch, 0), Compression: compressionOf(o.compression), Log: env.Log,
-		Observer: met, Builds: builds, LeaseWait: 2*o.nixTimeout + 5*time.Minute, Version: Version,
-		FailureTTL: failureTTL(o.failureTTL), Recorder: recorder,
-	})
+	sb, err := newServeBuilder(ctx, env, o, store, plats, met)
 	if err != nil {
 		return err
 	}
 	if o.checkOnStart {
 		var recent []string
-		for _, r := range builds.List() {
+		for _, r := range sb.builds.List() {
 			recent = append(recent, r.Name)
 		}
-		go checkOnStart(ctx, env.Log, drv, store, recent, plats[0].Platform.String())
+		go checkOnStart(ctx, env.Log, sb.drv, store, recent, plats[0].Platform.String())
 	}
-	var authSvc *auth.Service
-	if o.htpasswd != "" {
-		if authSvc, err = newAuth(o); err != nil {
-			return err
+	authSvc, err := serveAuth(env, o)
+	if err != nil {
+		return err
+	}
+	reg := newServeRegistry(ctx, env, o, store, sb.b, authSvc, met)
+	mux, cache, err := newServeMux(env, o, store, sb, authSvc, met)
+	if err != nil {
+		return err
+	}
+	return listenAndServe(ctx, env, o, serveTop(reg, mux, cache, met))
+}
+
+// checkServeFlags rejects flag combinations strata serve cannot run with.
+func checkServeFlags(env *Env, o *serveOptions) error {
+	if env.Getenv("GCS_BUCKET") != "" || o.storage == "gcs" {
+		return errors.New("storage backend gcs (Google Cloud Storage) is not supported; use --storage filesystem or --storage s3 (S3-compatible object storage)")
+	}
+	if o.compression != "gzip" && o.compression != "zstd" {
+		return fmt.Errorf("--compression %q: use gzip or zstd", o.compression)
+	}
+	if o.pkgsPath == "" && o.channel == "" && o.pkgsRepo == "" && o.flake == "" {
+		return errors.New("no package source: set --pkgs-path, --pkgs-repo, --channel or --flake (or NIXERY_PKGS_PATH, NIXERY_PKGS_REPO, NIXERY_CHANNEL)")
+	}
+	return nil
+}
+
+// serveBuilder is the builder of strata serve and what it was made with.
+type serveBuilder struct {
+	b        *builder.Builder
+	drv      *nix.Driver
+	builds   *web.Recent   // the builds the page lists
+	cacheKey *nixcache.Key // the Nix binary cache's key; nil: no cache
+}
+
+// newServeBuilder makes the layering strategy, the Nix driver, the
+// binary cache's recorder and the builder of the flags.
+func newServeBuilder(ctx context.Context, env *Env, o *serveOptions, store storage.Store, plats []builder.Platform, met *metrics.Metrics) (*serveBuilder, error) {
+	strat, err := loadStrategy(ctx, o.strategy, o.popularity, o.packageSet)
+	if err != nil {
+		return nil, err
+	}
+	sb := &serveBuilder{builds: web.NewRecent(50)}
+	sb.drv, err = nix.New(nix.Config{
+		PkgsPath: o.pkgsPath, Channel: o.channel, PkgsRepo: o.pkgsRepo, Flake: o.flake,
+		Timeout: o.nixTimeout, Builders: o.builders, Log: env.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var recorder builder.Recorder
+	if o.cacheKeyFile != "" {
+		if sb.cacheKey, err = nixcache.LoadKey(o.cacheKeyFile); err != nil {
+			return nil, fmt.Errorf("--cache-key-file: %w", err)
 		}
-	} else if !o.anonymousPull {
-		return errors.New("--anonymous-pull=false needs --htpasswd: nobody could pull")
-	} else if o.pushPrefix != "" {
+		recorder = &nixcache.Recorder{Store: store, Key: sb.cacheKey}
+	}
+	sb.b, err = builder.New(builder.Options{
+		Nix: sb.drv, Store: store, Strategy: strat, MaxLayers: o.maxLayers,
+		Platforms: plats, MTime: time.Unix(o.epoch, 0), Compression: compressionOf(o.compression), Log: env.Log,
+		Observer: met, Builds: sb.builds, LeaseWait: 2*o.nixTimeout + 5*time.Minute, Version: Version,
+		FailureTTL: failureTTL(o.failureTTL), Recorder: recorder,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// serveAuth is the access control of the flags: nil when there is none.
+func serveAuth(env *Env, o *serveOptions) (*auth.Service, error) {
+	if o.htpasswd != "" {
+		return newAuth(o)
+	}
+	if !o.anonymousPull {
+		return nil, errors.New("--anonymous-pull=false needs --htpasswd: nobody could pull")
+	}
+	if o.pushPrefix != "" {
 		env.Log.Warn("no --htpasswd: anyone who can reach the registry may push to " + o.pushPrefix + "/...")
 	}
+	return nil, nil
+}
+
+// newServeRegistry is the registry of on-demand and pushed images, with
+// its periodic garbage collection started.
+func newServeRegistry(ctx context.Context, env *Env, o *serveOptions, store storage.Store, b *builder.Builder, authSvc *auth.Service, met *metrics.Metrics) http.Handler {
 	ropts := registry.Options{Store: store, Backend: ondemand.New(b), Log: env.Log, PushPrefix: o.pushPrefix, Auth: authSvc,
 		Redirect: o.s3.redirect, MaxUploadSize: o.maxUpload, MaxConcurrentUploads: o.maxUploads, Metrics: met}
 	if _, ok := env.Log.Handler().(*slog.JSONHandler); ok && env.Log.Enabled(ctx, slog.LevelInfo) {
@@ -279,7 +323,14 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if o.gcInterval > 0 {
 		go runPeriodicGC(ctx, env, reg.(registry.Collector), o)
 	}
-	mux := http.NewServeMux()
+	return reg
+}
+
+// newServeMux is everything outside /v2: the token service, health and
+// readiness, metrics and the page, and the Nix binary cache (nil when
+// there is none), which the caller routes by path.
+func newServeMux(env *Env, o *serveOptions, store storage.Store, sb *serveBuilder, authSvc *auth.Service, met *metrics.Metrics) (mux *http.ServeMux, cache http.Handler, err error) {
+	mux = http.NewServeMux()
 	if authSvc != nil {
 		mux.Handle("/token", authSvc)
 	}
@@ -290,26 +341,31 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	mux.Handle("/readyz", metrics.NewReadiness(
 		metrics.Check{Name: "storage", Run: metrics.StorageCheck(store), Timeout: 5 * time.Second, Every: 2 * time.Second},
 		metrics.Check{Name: "nix", Run: func(ctx context.Context) error {
-			if _, err := drv.ShellPackages(ctx, ""); err != nil {
+			if _, err := sb.drv.ShellPackages(ctx, ""); err != nil {
 				return fmt.Errorf("the package set does not evaluate: %w", err)
 			}
 			return nil
 		}, Timeout: 30 * time.Second, Every: o.readyInterval},
 	))
 	mux.Handle("/metrics", met.Handler())
-	var cache http.Handler
-	webOpts := web.Options{Builder: pageBuilds{b, builds}, Source: sourceDescription(o), Versioned: o.pkgsRepo != "", PushPrefix: o.pushPrefix}
-	if cacheKey != nil {
+	webOpts := web.Options{Builder: pageBuilds{sb.b, sb.builds}, Source: sourceDescription(o), Versioned: o.pkgsRepo != "", PushPrefix: o.pushPrefix}
+	if sb.cacheKey != nil {
 		if cache, err = newNixCache(store, authSvc, met, o, env.Log); err != nil {
-			return err
+			return nil, nil, err
 		}
-		webOpts.NixCacheKey = cacheKey.PublicKey()
-		env.Log.Info("nix binary cache", "publicKey", cacheKey.PublicKey())
+		webOpts.NixCacheKey = sb.cacheKey.PublicKey()
+		env.Log.Info("nix binary cache", "publicKey", sb.cacheKey.PublicKey())
 	}
 	mux.Handle("/", web.Handler(webOpts))
-	// The registry sees every /v2 path as sent: it answers malformed ones
-	// (.., //) with spec errors, where the mux would redirect.
-	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return mux, cache, nil
+}
+
+// serveTop routes a request: /v2 to the registry, which sees every /v2
+// path as sent (it answers malformed ones, .. and //, with spec errors,
+// where the mux would redirect); the Nix binary cache's paths to it;
+// the rest to the mux, counted in the metrics.
+func serveTop(reg, mux, cache http.Handler, met *metrics.Metrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
 			reg.ServeHTTP(w, r)
 			return
@@ -323,7 +379,11 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		}
 		met.ObserveRequest(metrics.EndpointOther, r.Method, sw.code(), sw.bytes, time.Since(start))
 	})
+}
 
+// listenAndServe serves top on --listen until ctx ends, then shuts down
+// within 10 seconds.
+func listenAndServe(ctx context.Context, env *Env, o *serveOptions, top http.Handler) error {
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (choose another address with --listen)", o.listen, err)
