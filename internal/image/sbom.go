@@ -152,15 +152,6 @@ func SBOM(g *closure.Graph, opts SBOMOptions) ([]byte, error) {
 	if created.IsZero() {
 		created = time.Unix(1, 0)
 	}
-	meta := map[string]nix.Package{}
-	pkgs := append([]nix.Package(nil), opts.Packages...)
-	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].Attr < pkgs[j].Attr })
-	for _, p := range pkgs {
-		if _, seen := meta[p.OutPath]; p.OutPath != "" && !seen {
-			meta[p.OutPath] = p
-		}
-	}
-
 	doc := spdxDocument{
 		SPDXVersion: "SPDX-2.3",
 		DataLicense: "CC0-1.0",
@@ -170,11 +161,50 @@ func SBOM(g *closure.Graph, opts SBOMOptions) ([]byte, error) {
 			Created:  created.UTC().Format(time.RFC3339),
 			Creators: []string{"Tool: " + opts.Tool},
 		},
-		Packages:      []spdxPackage{},
-		Relationships: []spdxRelationship{},
+		Packages: []spdxPackage{},
 	}
-	ids := map[string]string{}
 	paths := g.Sorted()
+	ids, err := spdxIDs(paths)
+	if err != nil {
+		return nil, err
+	}
+	meta := packagesByOutPath(opts.Packages)
+	for _, p := range paths {
+		pk, err := spdxPackageOf(p, g.Paths[p], ids[p], meta, opts.PURLs[p])
+		if err != nil {
+			return nil, err
+		}
+		doc.Packages = append(doc.Packages, pk)
+	}
+	doc.Relationships = spdxRelationships(g, paths, ids)
+
+	// The namespace is derived from the document rendered without it.
+	body, err := encodeSPDX(doc)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	doc.DocumentNamespace = SPDXNamespaceBase + alg + "/" + cfgHex + "/" + hex.EncodeToString(sum[:])
+	return encodeSPDX(doc)
+}
+
+// packagesByOutPath indexes the requested packages' metadata by out path;
+// of several packages with one out path, the first by attribute wins.
+func packagesByOutPath(packages []nix.Package) map[string]nix.Package {
+	meta := map[string]nix.Package{}
+	pkgs := append([]nix.Package(nil), packages...)
+	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].Attr < pkgs[j].Attr })
+	for _, p := range pkgs {
+		if _, seen := meta[p.OutPath]; p.OutPath != "" && !seen {
+			meta[p.OutPath] = p
+		}
+	}
+	return meta
+}
+
+// spdxIDs is the SPDX identifier of each store path.
+func spdxIDs(paths []string) (map[string]string, error) {
+	ids := map[string]string{}
 	for _, p := range paths {
 		id, err := spdxID(p)
 		if err != nil {
@@ -182,67 +212,78 @@ func SBOM(g *closure.Graph, opts SBOMOptions) ([]byte, error) {
 		}
 		ids[p] = id
 	}
-	for _, p := range paths {
-		n := g.Paths[p]
-		pk := spdxPackage{
-			SPDXID:           ids[p],
-			DownloadLocation: noAssertion,
-			LicenseConcluded: noAssertion,
-			LicenseDeclared:  noAssertion,
-			CopyrightText:    noAssertion,
-			Comment:          "Nix store path " + p,
-		}
-		name, version := ParseStoreName(p)
-		if m, ok := meta[p]; ok {
-			mn, mv := splitDrvName(m.Name)
-			switch {
-			case m.Pname != "":
-				name = m.Pname
-			case mn != "":
-				name = mn
-			}
-			switch {
-			case m.Version != "":
-				version = m.Version
-			case mv != "":
-				version = mv
-			}
-			lic := SPDXLicense(m.License)
-			pk.LicenseConcluded, pk.LicenseDeclared = lic, lic
-			pk.Homepage = m.Homepage
-			pk.Description = m.Description
-		}
-		pk.Name, pk.VersionInfo = name, version
-		if n.NarHash != "" {
-			hx, err := NarHashHex(n.NarHash)
-			if err != nil {
-				return nil, fmt.Errorf("image: sbom: %s: %w", p, err)
-			}
-			pk.Checksums = []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: hx}}
-		}
-		if purls := opts.PURLs[p]; len(purls) > 0 {
-			for _, u := range purls {
-				pk.ExternalRefs = append(pk.ExternalRefs, spdxExternalRef{ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl", ReferenceLocator: u})
-			}
-		} else {
-			pk.ExternalRefs = []spdxExternalRef{{ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl", ReferenceLocator: PURL(name, version)}}
-		}
-		doc.Packages = append(doc.Packages, pk)
+	return ids, nil
+}
+
+// spdxPackageOf is the SPDX package of store path p (node n, identifier
+// id): named and versioned by the requested package's metadata when p is
+// one's out path, else by the store name; purls name it when the path
+// lists some, else pkg:nix.
+func spdxPackageOf(p string, n *closure.Path, id string, meta map[string]nix.Package, purls []string) (spdxPackage, error) {
+	pk := spdxPackage{
+		SPDXID:           id,
+		DownloadLocation: noAssertion,
+		LicenseConcluded: noAssertion,
+		LicenseDeclared:  noAssertion,
+		CopyrightText:    noAssertion,
+		Comment:          "Nix store path " + p,
 	}
+	name, version := ParseStoreName(p)
+	if m, ok := meta[p]; ok {
+		mn, mv := splitDrvName(m.Name)
+		switch {
+		case m.Pname != "":
+			name = m.Pname
+		case mn != "":
+			name = mn
+		}
+		switch {
+		case m.Version != "":
+			version = m.Version
+		case mv != "":
+			version = mv
+		}
+		lic := SPDXLicense(m.License)
+		pk.LicenseConcluded, pk.LicenseDeclared = lic, lic
+		pk.Homepage = m.Homepage
+		pk.Description = m.Description
+	}
+	pk.Name, pk.VersionInfo = name, version
+	if n.NarHash != "" {
+		hx, err := NarHashHex(n.NarHash)
+		if err != nil {
+			return spdxPackage{}, fmt.Errorf("image: sbom: %s: %w", p, err)
+		}
+		pk.Checksums = []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: hx}}
+	}
+	if len(purls) > 0 {
+		for _, u := range purls {
+			pk.ExternalRefs = append(pk.ExternalRefs, spdxExternalRef{ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl", ReferenceLocator: u})
+		}
+	} else {
+		pk.ExternalRefs = []spdxExternalRef{{ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl", ReferenceLocator: PURL(name, version)}}
+	}
+	return pk, nil
+}
+
+// spdxRelationships are the document's DESCRIBES (the roots) and
+// DEPENDS_ON (the references) relationships, sorted.
+func spdxRelationships(g *closure.Graph, paths []string, ids map[string]string) []spdxRelationship {
+	rels := []spdxRelationship{}
 	for _, r := range g.Roots {
 		if id, ok := ids[r]; ok {
-			doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-DOCUMENT", "DESCRIBES", id})
+			rels = append(rels, spdxRelationship{"SPDXRef-DOCUMENT", "DESCRIBES", id})
 		}
 	}
 	for _, p := range paths {
 		for _, ref := range g.Paths[p].References {
 			if id, ok := ids[ref]; ok && ref != p {
-				doc.Relationships = append(doc.Relationships, spdxRelationship{ids[p], "DEPENDS_ON", id})
+				rels = append(rels, spdxRelationship{ids[p], "DEPENDS_ON", id})
 			}
 		}
 	}
-	sort.Slice(doc.Relationships, func(i, j int) bool {
-		a, b := doc.Relationships[i], doc.Relationships[j]
+	sort.Slice(rels, func(i, j int) bool {
+		a, b := rels[i], rels[j]
 		if (a.RelationshipType == "DESCRIBES") != (b.RelationshipType == "DESCRIBES") {
 			return a.RelationshipType == "DESCRIBES"
 		}
@@ -254,15 +295,7 @@ func SBOM(g *closure.Graph, opts SBOMOptions) ([]byte, error) {
 		}
 		return a.RelatedSPDXElement < b.RelatedSPDXElement
 	})
-
-	// The namespace is derived from the document rendered without it.
-	body, err := encodeSPDX(doc)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(body)
-	doc.DocumentNamespace = SPDXNamespaceBase + alg + "/" + cfgHex + "/" + hex.EncodeToString(sum[:])
-	return encodeSPDX(doc)
+	return rels
 }
 
 func encodeSPDX(doc spdxDocument) ([]byte, error) {
