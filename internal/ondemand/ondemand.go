@@ -50,7 +50,7 @@ func (o *Backend) Manifest(ctx context.Context, repo, tag string, accept []strin
 		return registry.Manifest{}, err
 	}
 	ref := r.OCI
-	if WantsDocker(accept) {
+	if wantsDocker(accept) {
 		ref = r.Docker
 	}
 	body, err := o.b.ReadBlob(ctx, ref.Digest)
@@ -94,9 +94,9 @@ func Request(s spec.Spec) buildreq.Request {
 	return req
 }
 
-// WantsDocker reports whether a client's Accept list asks for Docker schema 2
+// wantsDocker reports whether a client's Accept list asks for Docker schema 2
 // types and for no OCI manifest type. An empty list gets OCI.
-func WantsDocker(accept []string) bool {
+func wantsDocker(accept []string) bool {
 	docker := false
 	for _, a := range accept {
 		switch types.MediaType(a) {

@@ -50,8 +50,8 @@ func TestWantsDocker(t *testing.T) {
 		{[]string{docker, "*/*"}, false},
 		{[]string{"application/vnd.docker.distribution.manifest.list.v2+json"}, true},
 	} {
-		if got := WantsDocker(c.accept); got != c.want {
-			t.Errorf("WantsDocker(%q) = %v, want %v", c.accept, got, c.want)
+		if got := wantsDocker(c.accept); got != c.want {
+			t.Errorf("wantsDocker(%q) = %v, want %v", c.accept, got, c.want)
 		}
 	}
 }
