@@ -269,7 +269,7 @@
 // fetched again for 13 MB changed). The weakness is not the held-out
 // shapes' alone: on more seeds of the tuning shapes (2 to 5 of layered,
 // deep and nixpkgs, used for tuning only) strata's mixed cost at 20 is
-// 1.13-1.15 on nixpkgs but 1.25-4.07 on layered and deep (mean 1.78 over
+// 1.13-1.16 on nixpkgs but 1.15-4.07 on layered and deep (mean 1.78 over
 // the 15 tuning corpora, efficiency 0.848 against 0.923 for the layering
 // that knows every image). Tried there, none kept (each lowered neither
 // the cost nor raised efficiency on all of them): folding a path into its
