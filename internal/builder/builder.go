@@ -126,7 +126,8 @@ func (b *Builder) Build(ctx context.Context, req buildreq.Request) (Result, erro
 }
 
 // run returns the stored image under key, or builds req and stores it
-// there. Concurrent calls for the same key run one build.
+// there. Concurrent calls for the same key run one build (singleflight);
+// a failure that would repeat is answered from memory (failures.go).
 func (b *Builder) run(ctx context.Context, key, rev string, req buildreq.Request) (Result, error) {
 	if r, err := b.loadResult(ctx, key); err == nil {
 		r.Cached = true
@@ -140,38 +141,7 @@ func (b *Builder) run(ctx context.Context, key, rev string, req buildreq.Request
 	ch := b.images.DoChan(key, func() (any, error) {
 		// The build outlives any one request: others may be waiting on it.
 		// Nix's own timeout bounds it.
-		bctx := context.WithoutCancel(ctx)
-		if r, err := b.loadResult(bctx, key); err == nil {
-			r.Cached = true
-			return r, nil
-		}
-		// Other processes on the same store: one builds, the others wait.
-		release, prior, done, err := b.coordinate(bctx, key, req.Name)
-		if err != nil {
-			return Result{}, err
-		}
-		if done {
-			prior.Cached = true
-			return prior, nil
-		}
-		defer release()
-		start := time.Now()
-		b.observer().BuildStarted()
-		r, err := b.build(bctx, req, rev)
-		if b.opts.Builds != nil {
-			b.opts.Builds.Add(Record{Name: req.Name, Ref: req.Ref, Time: start, Duration: time.Since(start), Digest: r.OCI.Digest, Err: err})
-		}
-		b.observer().BuildFinished(time.Since(start), err)
-		if err != nil {
-			b.opts.Log.Error("build failed", "image", req.Name, "ref", req.Ref, "err", err, "nixLog", nixLogTail(err))
-			b.failed.put(key, err)
-			return Result{}, err
-		}
-		if err := b.saveResult(bctx, key, r); err != nil {
-			return Result{}, err
-		}
-		b.opts.Log.Info("built", "image", req.Name, "ref", req.Ref, "digest", r.OCI.Digest, "duration", time.Since(start), "layersPacked", r.LayersPacked)
-		return r, nil
+		return b.buildOnce(context.WithoutCancel(ctx), key, rev, req)
 	})
 	select {
 	case res := <-ch:
@@ -182,4 +152,46 @@ func (b *Builder) run(ctx context.Context, key, rev string, req buildreq.Request
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
+}
+
+// buildOnce builds req under key unless it is stored by now, or another
+// process on the same store builds it meanwhile (distlock.go).
+func (b *Builder) buildOnce(ctx context.Context, key, rev string, req buildreq.Request) (Result, error) {
+	if r, err := b.loadResult(ctx, key); err == nil {
+		r.Cached = true
+		return r, nil
+	}
+	release, prior, done, err := b.coordinate(ctx, key, req.Name)
+	if err != nil {
+		return Result{}, err
+	}
+	if done {
+		prior.Cached = true
+		return prior, nil
+	}
+	defer release()
+	return b.buildAndStore(ctx, key, rev, req)
+}
+
+// buildAndStore builds req and stores its image record under key; it
+// tells the observer and the build log, logs the outcome and remembers a
+// failure.
+func (b *Builder) buildAndStore(ctx context.Context, key, rev string, req buildreq.Request) (Result, error) {
+	start := time.Now()
+	b.observer().BuildStarted()
+	r, err := b.build(ctx, req, rev)
+	if b.opts.Builds != nil {
+		b.opts.Builds.Add(Record{Name: req.Name, Ref: req.Ref, Time: start, Duration: time.Since(start), Digest: r.OCI.Digest, Err: err})
+	}
+	b.observer().BuildFinished(time.Since(start), err)
+	if err != nil {
+		b.opts.Log.Error("build failed", "image", req.Name, "ref", req.Ref, "err", err, "nixLog", nixLogTail(err))
+		b.failed.put(key, err)
+		return Result{}, err
+	}
+	if err := b.saveResult(ctx, key, r); err != nil {
+		return Result{}, err
+	}
+	b.opts.Log.Info("built", "image", req.Name, "ref", req.Ref, "digest", r.OCI.Digest, "duration", time.Since(start), "layersPacked", r.LayersPacked)
+	return r, nil
 }
