@@ -83,15 +83,10 @@ func (b *customBuilder) addFile(f File) error {
 	default:
 		n = &node{kind: kindFile, mode: tarMode(f.Mode, 0o644), uid: f.UID, gid: f.GID, content: f.Content}
 	}
-	comps, err := cleanImagePath(f.Path)
+	parent, name, err := b.slot(f.Path)
 	if err != nil {
 		return err
 	}
-	parent, err := b.parentDir(comps)
-	if err != nil {
-		return err
-	}
-	name := comps[len(comps)-1]
 	if ex, ok := parent.children[name]; ok {
 		if ex.kind == kindDir && n.kind == kindDir {
 			// A directory given twice, or after a file inside it:
@@ -107,20 +102,29 @@ func (b *customBuilder) addFile(f File) error {
 
 // addOurs adds a generated entry unless the layer already has one there.
 func (b *customBuilder) addOurs(p string, n *node) error {
-	comps, err := cleanImagePath(p)
+	parent, name, err := b.slot(p)
 	if err != nil {
 		return err
 	}
-	parent, err := b.parentDir(comps)
-	if err != nil {
-		return err
-	}
-	name := comps[len(comps)-1]
 	if _, ok := parent.children[name]; ok {
 		return nil
 	}
 	parent.children[name] = n
 	return nil
+}
+
+// slot returns the real directory that holds image path p (see
+// parentDir) and p's name in it.
+func (b *customBuilder) slot(p string) (*node, string, error) {
+	comps, err := cleanImagePath(p)
+	if err != nil {
+		return nil, "", err
+	}
+	parent, err := b.parentDir(comps)
+	if err != nil {
+		return nil, "", err
+	}
+	return parent, comps[len(comps)-1], nil
 }
 
 // parentDir returns the real directory that holds the path of components

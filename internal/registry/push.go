@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -84,12 +85,7 @@ func manifestContentType(header, detected string, pm parsedManifest) (string, er
 }
 
 func sortedManifestTypes() []string {
-	out := make([]string, 0, len(manifestMediaTypes))
-	for t := range manifestMediaTypes {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(manifestMediaTypes))
 }
 
 // nonDistributable reports whether a layer of this media type may live
