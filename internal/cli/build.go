@@ -228,11 +228,16 @@ func (o *buildOptions) readDescription() (*buildspec.Description, error) {
 	if o.file == "" || o.nixFile() {
 		return nil, nil
 	}
-	raw, err := os.ReadFile(o.file)
+	return readDescriptionFile(o.file)
+}
+
+// readDescriptionFile reads and checks the YAML or JSON description file.
+func readDescriptionFile(file string) (*buildspec.Description, error) {
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read the description: %w", err)
 	}
-	return buildspec.Parse(o.file, raw)
+	return buildspec.Parse(file, raw)
 }
 
 // nixDriver is the Nix driver of the package set; without one, a Nix

@@ -19,9 +19,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"strata/internal/builder"
 	"strata/internal/buildspec"
 	"strata/internal/nix"
-	"strata/internal/publish"
 	"strata/internal/spec"
 	"strata/internal/storage"
 )
@@ -303,93 +303,94 @@ func checkImages(names, files, publishCfgs []string, platform string) ([]checkIm
 	if len(def) != 1 {
 		return nil, errors.New("--platform: give one platform")
 	}
-	plat := func(p string) (string, nix.Target, error) {
-		if p == "" {
-			return def[0].Platform.String(), def[0].Target, nil
-		}
-		ps, err := parsePlatforms(p)
-		if err != nil {
-			return "", nix.Target{}, err
-		}
-		return ps[0].Platform.String(), ps[0].Target, nil
-	}
+	plat := checkPlatform{def[0]}
 	var out []checkImage
 	for _, n := range names {
 		s, err := spec.Parse(n, "")
 		if err != nil {
 			return nil, err
 		}
-		p, t, err := plat(s.Platform)
+		p, t, err := plat.pick(s.Platform)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, checkImage{image: n, kind: "name", platform: p, target: t, packages: s.Packages, shell: s.Shell, comps: strings.Split(n, "/")})
 	}
-	fromDesc := func(image, kind string, d *buildspec.Description) error {
-		var pkgs []string
-		add := func(list []string) {
-			for _, p := range list {
-				if !strings.HasPrefix(p, "/") {
-					pkgs = append(pkgs, p)
-				}
-			}
-		}
-		add(d.Packages)
-		add(d.Include)
-		for _, l := range d.Layers {
-			add(l.Packages)
-		}
-		first := ""
-		if len(d.Platforms) > 0 {
-			first = d.Platforms[0]
-		}
-		p, t, err := plat(first)
-		if err != nil {
-			return fmt.Errorf("%s: %w", image, err)
-		}
-		out = append(out, checkImage{image: image, kind: kind, platform: p, target: t, packages: uniqueSorted(pkgs)})
-		return nil
-	}
 	for _, f := range files {
 		if strings.HasSuffix(f, ".nix") {
 			return nil, fmt.Errorf("%s: check reads YAML or JSON descriptions; a Nix description brings its own packages (list them as image names instead)", f)
 		}
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read the description: %w", err)
-		}
-		d, err := buildspec.Parse(f, raw)
+		d, err := readDescriptionFile(f)
 		if err != nil {
 			return nil, err
 		}
-		if err := fromDesc(f, "description", d); err != nil {
+		im, err := plat.descImage(f, "description", d)
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, im)
 	}
 	for _, f := range publishCfgs {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read the publish config: %w", err)
-		}
-		cfg, err := publish.ParseConfig(f, raw)
-		if err != nil {
-			return nil, err
-		}
-		d, err := loadDescription(cfg)
+		cfg, d, err := readPublishConfig(f)
 		if err != nil {
 			return nil, err
 		}
 		if len(cfg.Platforms) > 0 && len(d.Platforms) == 0 {
 			d.Platforms = cfg.Platforms
 		}
-		if err := fromDesc(f, "publish", d); err != nil {
+		im, err := plat.descImage(f, "publish", d)
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, im)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no images to check: name images (shell/git/htop), descriptions (-f image.yaml) or publish configs (--publish-config)")
 	}
 	return out, nil
+}
+
+// checkPlatform picks the platform of a checked image: its own, else the
+// default (--platform).
+type checkPlatform struct{ def builder.Platform }
+
+func (c checkPlatform) pick(p string) (string, nix.Target, error) {
+	if p == "" {
+		return c.def.Platform.String(), c.def.Target, nil
+	}
+	ps, err := parsePlatforms(p)
+	if err != nil {
+		return "", nix.Target{}, err
+	}
+	return ps[0].Platform.String(), ps[0].Target, nil
+}
+
+// descImage is the checked image of a description: its packages, layer
+// groups' included, by attribute name (store paths are not evaluated),
+// for its first platform.
+func (c checkPlatform) descImage(image, kind string, d *buildspec.Description) (checkImage, error) {
+	var pkgs []string
+	add := func(list []string) {
+		for _, p := range list {
+			if !strings.HasPrefix(p, "/") {
+				pkgs = append(pkgs, p)
+			}
+		}
+	}
+	add(d.Packages)
+	add(d.Include)
+	for _, l := range d.Layers {
+		add(l.Packages)
+	}
+	first := ""
+	if len(d.Platforms) > 0 {
+		first = d.Platforms[0]
+	}
+	p, t, err := c.pick(first)
+	if err != nil {
+		return checkImage{}, fmt.Errorf("%s: %w", image, err)
+	}
+	return checkImage{image: image, kind: kind, platform: p, target: t, packages: uniqueSorted(pkgs)}, nil
 }
 
 func uniqueSorted(s []string) []string {

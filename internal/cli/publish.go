@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
@@ -157,39 +159,14 @@ func publishEnabled(v string) bool {
 }
 
 func runPublishCmd(ctx context.Context, cmd *cobra.Command, env *Env, o *publishOptions) error {
-	raw, err := os.ReadFile(o.file)
-	if err != nil {
-		return fmt.Errorf("read the publish config: %w", err)
-	}
-	cfg, err := publish.ParseConfig(o.file, raw)
+	cfg, desc, err := readPublishConfig(o.file)
 	if err != nil {
 		return err
 	}
-	desc, err := loadDescription(cfg)
+	platforms, required, err := publishPlatforms(o, cfg, desc)
 	if err != nil {
 		return err
 	}
-
-	// Platforms: flag, config, description, build machine.
-	platforms, err := parsePlatforms(strings.Join(choosePlatforms(o.platforms, cfg.Platforms, desc.Platforms), ","))
-	if err != nil {
-		return fmt.Errorf("platforms: %w", err)
-	}
-	names := make([]string, len(platforms))
-	have := make([]v1.Platform, len(platforms))
-	for i, p := range platforms {
-		names[i] = p.Platform.String()
-		have[i] = p.Platform
-	}
-	required, err := cfg.RequiredPlatforms(names)
-	if err != nil {
-		return err
-	}
-	if missing := publish.MissingPlatforms(have, required); len(missing) > 0 {
-		return fmt.Errorf("required platform %s missing from the platforms to build (%s): add it to platforms in %s, or drop it from require (nothing was built or pushed)",
-			strings.Join(missing, ", "), strings.Join(names, ", "), cfg.File())
-	}
-
 	fallback := cfg.Version
 	if fallback == "" {
 		fallback = desc.Annotations["org.opencontainers.image.version"]
@@ -200,7 +177,6 @@ func runPublishCmd(ctx context.Context, cmd *cobra.Command, env *Env, o *publish
 	}
 	release := publish.IsRelease(version)
 	dryRun := !o.publish && !publishEnabled(env.Getenv("PUBLISH"))
-
 	out := newPublishOutput(env, o.remote.json)
 	switch {
 	case release && cfg.MoveLatest():
@@ -210,38 +186,21 @@ func runPublishCmd(ctx context.Context, cmd *cobra.Command, env *Env, o *publish
 	default:
 		out.line("version %s (from %s): not a release (pre-release, dev or build metadata), latest stays", version, vsrc)
 	}
-
 	// Preflight: nothing is built or pushed when the registry is not usable.
 	log := o.remote.logger(cmd, env)
-	kc, err := o.remote.keychain(cmd, env, log, cfg.Repository)
+	kc, err := preflightRepository(ctx, cmd, env, o, cfg.Repository, log, out)
 	if err != nil {
 		return err
 	}
-	pf, err := publish.Preflight(ctx, cfg.Repository, publish.PreflightOptions{Keychain: kc, Insecure: o.remote.insecure, Log: log})
-	if err != nil {
-		return err
-	}
-	if pf.Anonymous && !pf.HasCredential {
-		out.line("registry %s answers anonymously and no credential was found: going on without one", hostOf(cfg.Repository))
-	}
-
 	imgs, skipped, err := buildPlatforms(ctx, env, o, desc, platforms, required, out)
 	if err != nil {
 		return err
-	}
-
-	annots := map[string]string{}
-	for k, v := range cfg.Annotations {
-		annots[k] = v
-	}
-	if _, ok := annots["org.opencontainers.image.version"]; !ok {
-		annots["org.opencontainers.image.version"] = version
 	}
 	if dryRun {
 		out.line("dry run: these mutations would be made (pass --publish or set PUBLISH=1 to make them):")
 	}
 	res, err := publish.Release(ctx, publish.ReleaseOptions{
-		Repository: cfg.Repository, Version: version, Images: imgs, Annotations: annots,
+		Repository: cfg.Repository, Version: version, Images: imgs, Annotations: releaseAnnotations(cfg, version),
 		Require: required, MoveLatest: release && cfg.MoveLatest(), DryRun: dryRun,
 		Step:     func(s publish.Step) { out.step(s, dryRun) },
 		Progress: out.progress,
@@ -259,6 +218,78 @@ func runPublishCmd(ctx context.Context, cmd *cobra.Command, env *Env, o *publish
 		out.line("published %s:%s %s", res.Repository, strings.Join(res.Tags, ", :"), res.Index)
 	}
 	return nil
+}
+
+// readPublishConfig reads a publish config and its build description.
+func readPublishConfig(file string) (*publish.Config, *buildspec.Description, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the publish config: %w", err)
+	}
+	cfg, err := publish.ParseConfig(file, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	desc, err := loadDescription(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, desc, nil
+}
+
+// publishPlatforms are the platforms to build (--platform, else the
+// config's, the description's, the build machine's) and the required
+// ones, all of which must be among them.
+func publishPlatforms(o *publishOptions, cfg *publish.Config, desc *buildspec.Description) ([]builder.Platform, []v1.Platform, error) {
+	platforms, err := parsePlatforms(strings.Join(choosePlatforms(o.platforms, cfg.Platforms, desc.Platforms), ","))
+	if err != nil {
+		return nil, nil, fmt.Errorf("platforms: %w", err)
+	}
+	names := make([]string, len(platforms))
+	have := make([]v1.Platform, len(platforms))
+	for i, p := range platforms {
+		names[i] = p.Platform.String()
+		have[i] = p.Platform
+	}
+	required, err := cfg.RequiredPlatforms(names)
+	if err != nil {
+		return nil, nil, err
+	}
+	if missing := publish.MissingPlatforms(have, required); len(missing) > 0 {
+		return nil, nil, fmt.Errorf("required platform %s missing from the platforms to build (%s): add it to platforms in %s, or drop it from require (nothing was built or pushed)",
+			strings.Join(missing, ", "), strings.Join(names, ", "), cfg.File())
+	}
+	return platforms, required, nil
+}
+
+// preflightRepository finds the credentials for repo and checks the
+// registry with them (publish.Preflight); it returns the keychain.
+func preflightRepository(ctx context.Context, cmd *cobra.Command, env *Env, o *publishOptions, repo string, log *slog.Logger, out *publishOutput) (authn.Keychain, error) {
+	kc, err := o.remote.keychain(cmd, env, log, repo)
+	if err != nil {
+		return nil, err
+	}
+	pf, err := publish.Preflight(ctx, repo, publish.PreflightOptions{Keychain: kc, Insecure: o.remote.insecure, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	if pf.Anonymous && !pf.HasCredential {
+		out.line("registry %s answers anonymously and no credential was found: going on without one", hostOf(repo))
+	}
+	return kc, nil
+}
+
+// releaseAnnotations are the index's annotations: the config's, with the
+// version unless the config sets it.
+func releaseAnnotations(cfg *publish.Config, version string) map[string]string {
+	annots := map[string]string{}
+	for k, v := range cfg.Annotations {
+		annots[k] = v
+	}
+	if _, ok := annots["org.opencontainers.image.version"]; !ok {
+		annots["org.opencontainers.image.version"] = version
+	}
+	return annots
 }
 
 // loadDescription reads the config's build description, inline or from its
@@ -282,28 +313,8 @@ func loadDescription(cfg *publish.Config) (*buildspec.Description, error) {
 // that is not required may fail: it is reported and left out.
 func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buildspec.Description,
 	platforms []builder.Platform, required []v1.Platform, out *publishOutput) ([]publish.PlatformImage, []string, error) {
-	if len(desc.Packages) == 0 && len(desc.Layers) == 0 {
-		return nil, nil, fmt.Errorf("%s: nothing to build: the description names no packages or layers", desc.File())
-	}
-	if !o.hasSource() {
-		return nil, nil, errNoSource
-	}
-	store, err := o.openCache()
-	if err != nil {
-		return nil, nil, err
-	}
-	drv, err := nix.New(o.nixConfig(quietLog(env, o.verbose)))
-	if err != nil {
-		return nil, nil, err
-	}
-	strat, err := layering.New("", nil)
-	if err != nil {
-		return nil, nil, err
-	}
 	prog := newProgress(env.Stderr, o.remote.json)
-	bo := o.builderOptions(desc, platforms, quietLog(env, o.verbose), prog)
-	bo.Nix, bo.Store, bo.Strategy = drv, store, strat
-	b, err := builder.New(bo)
+	b, err := newPublishBuilder(env, o, desc, platforms, prog)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -318,38 +329,7 @@ func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buil
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req := desc.Request()
-			req.Ref = o.ref
-			req.Platforms = []string{p.Platform.String()}
-			res, err := b.Build(ctx, req)
-			if err != nil {
-				errs[i] = explainBuildError(desc, err)
-				return
-			}
-			art, err := b.Load(ctx, res.OCI)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			if art.Image == nil {
-				errs[i] = fmt.Errorf("builder returned an index for one platform")
-				return
-			}
-			imgs[i] = art.Image
-			// The SBOM goes out as the image's referrer, as with build.
-			refs, err := b.Referrers(ctx, "", res.OCI.Digest)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			for _, d := range refs {
-				img, err := b.LoadReferrer(ctx, d)
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				sboms[i] = append(sboms[i], img)
-			}
+			imgs[i], sboms[i], errs[i] = buildPlatformImage(ctx, b, desc, o.ref, p)
 		}()
 	}
 	wg.Wait()
@@ -382,6 +362,64 @@ func buildPlatforms(ctx context.Context, env *Env, o *publishOptions, desc *buil
 		return nil, nil, errors.Join(fatal...)
 	}
 	return result, skipped, nil
+}
+
+// newPublishBuilder is the builder of a release: the description must name
+// something to build, and the flags a package set and a cache directory.
+func newPublishBuilder(env *Env, o *publishOptions, desc *buildspec.Description, platforms []builder.Platform, prog *progress) (*builder.Builder, error) {
+	if len(desc.Packages) == 0 && len(desc.Layers) == 0 {
+		return nil, fmt.Errorf("%s: nothing to build: the description names no packages or layers", desc.File())
+	}
+	if !o.hasSource() {
+		return nil, errNoSource
+	}
+	store, err := o.openCache()
+	if err != nil {
+		return nil, err
+	}
+	drv, err := nix.New(o.nixConfig(quietLog(env, o.verbose)))
+	if err != nil {
+		return nil, err
+	}
+	strat, err := layering.New("", nil)
+	if err != nil {
+		return nil, err
+	}
+	bo := o.builderOptions(desc, platforms, quietLog(env, o.verbose), prog)
+	bo.Nix, bo.Store, bo.Strategy = drv, store, strat
+	return builder.New(bo)
+}
+
+// buildPlatformImage builds desc for platform p and returns the image and
+// its SBOMs, which go out as its referrers, as with build.
+func buildPlatformImage(ctx context.Context, b *builder.Builder, desc *buildspec.Description, ref string, p builder.Platform) (v1.Image, []v1.Image, error) {
+	req := desc.Request()
+	req.Ref = ref
+	req.Platforms = []string{p.Platform.String()}
+	res, err := b.Build(ctx, req)
+	if err != nil {
+		return nil, nil, explainBuildError(desc, err)
+	}
+	art, err := b.Load(ctx, res.OCI)
+	if err != nil {
+		return nil, nil, err
+	}
+	if art.Image == nil {
+		return nil, nil, fmt.Errorf("builder returned an index for one platform")
+	}
+	refs, err := b.Referrers(ctx, "", res.OCI.Digest)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sboms []v1.Image
+	for _, d := range refs {
+		img, err := b.LoadReferrer(ctx, d)
+		if err != nil {
+			return nil, nil, err
+		}
+		sboms = append(sboms, img)
+	}
+	return art.Image, sboms, nil
 }
 
 // requiredOnly returns the entries of required that p satisfies.
