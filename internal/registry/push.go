@@ -180,15 +180,9 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err := h.checkPushable(rt.name); err != nil {
 		return err
 	}
-	if r.ContentLength > MaxManifestSize {
-		return NewError(CodeManifestInvalid, fmt.Sprintf("manifest larger than %d bytes", MaxManifestSize)).WithStatus(http.StatusRequestEntityTooLarge)
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxManifestSize+1))
+	body, err := readManifestBody(r)
 	if err != nil {
-		return NewError(CodeManifestInvalid, "reading the manifest failed")
-	}
-	if len(body) > MaxManifestSize {
-		return NewError(CodeManifestInvalid, fmt.Sprintf("manifest larger than %d bytes", MaxManifestSize)).WithStatus(http.StatusRequestEntityTooLarge)
+		return err
 	}
 	mt, err := detectManifest(body)
 	if err != nil {
@@ -210,8 +204,45 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if rt.isDigest() && digest != rt.ref {
 		return errDigestMismatch(rt.ref, digest)
 	}
-	// PUT by digest may name tags to set too (?tag=, distribution-spec
-	// 1.1+dev); the response lists them in OCI-Tag.
+	tags, err := manifestTags(r, rt)
+	if err != nil {
+		return err
+	}
+	if err := h.checkReferences(ctx, rt.name, mt, pm); err != nil {
+		return err
+	}
+	if err := h.storeManifest(ctx, w, rt.name, digest, mt, body, pm, tags); err != nil {
+		return err
+	}
+	hd := w.Header()
+	if rt.isDigest() && len(tags) > 0 {
+		hd.Set("OCI-Tag", strings.Join(tags, ","))
+	}
+	hd.Set("Location", "/v2/"+rt.name+"/manifests/"+digest)
+	hd.Set("Docker-Content-Digest", digest)
+	return answerEmpty(w, http.StatusCreated)
+}
+
+// readManifestBody reads a manifest PUT's body, at most MaxManifestSize
+// bytes.
+func readManifestBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxManifestSize {
+		return nil, NewError(CodeManifestInvalid, fmt.Sprintf("manifest larger than %d bytes", MaxManifestSize)).WithStatus(http.StatusRequestEntityTooLarge)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxManifestSize+1))
+	if err != nil {
+		return nil, NewError(CodeManifestInvalid, "reading the manifest failed")
+	}
+	if len(body) > MaxManifestSize {
+		return nil, NewError(CodeManifestInvalid, fmt.Sprintf("manifest larger than %d bytes", MaxManifestSize)).WithStatus(http.StatusRequestEntityTooLarge)
+	}
+	return body, nil
+}
+
+// manifestTags are the tags a manifest PUT sets: its reference, or, for a
+// PUT by digest, the tags it names (?tag=, distribution-spec 1.1+dev),
+// which the response lists in OCI-Tag.
+func manifestTags(r *http.Request, rt route) ([]string, error) {
 	var tags []string
 	if rt.isDigest() {
 		tags = r.URL.Query()["tag"]
@@ -220,23 +251,26 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	for _, t := range tags {
 		if !tagRE.MatchString(t) {
-			return NewError(CodeManifestInvalid, "invalid tag parameter: a tag matches [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}").WithDetail(map[string]string{"tag": truncate(t, 200)})
+			return nil, NewError(CodeManifestInvalid, "invalid tag parameter: a tag matches [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}").WithDetail(map[string]string{"tag": truncate(t, 200)})
 		}
 	}
-	if err := h.checkReferences(ctx, rt.name, mt, pm); err != nil {
-		return err
-	}
+	return tags, nil
+}
 
+// storeManifest stores a checked manifest: its blob (unless there), its
+// link in name, its referrers entry when it has a subject (and sets
+// OCI-Subject), then its tags; garbage collection waits meanwhile.
+func (h *handler) storeManifest(ctx context.Context, w http.ResponseWriter, name, digest, mt string, body []byte, pm parsedManifest, tags []string) error {
 	h.gcMu.RLock()
 	defer h.gcMu.RUnlock()
-	h.cache.invalidate(rt.name)
+	h.cache.invalidate(name)
 	key := storage.BlobKey(digest)
 	if ok, _ := exists(ctx, h.store, key); !ok {
 		if err := putSmall(ctx, h.store, key, body); err != nil {
 			return err
 		}
 	}
-	if err := putSmall(ctx, h.store, storage.RepoManifestLinkKey(rt.name, digest), []byte(mt)); err != nil {
+	if err := putSmall(ctx, h.store, storage.RepoManifestLinkKey(name, digest), []byte(mt)); err != nil {
 		return err
 	}
 	if pm.Subject != nil {
@@ -246,25 +280,17 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		}
 		d := descriptor{MediaType: mt, Digest: digest, Size: int64(len(body)), ArtifactType: at, Annotations: pm.Annotations}
 		raw, _ := json.Marshal(d)
-		if err := putSmall(ctx, h.store, storage.RepoReferrerKey(rt.name, pm.Subject.Digest, digest), raw); err != nil {
+		if err := putSmall(ctx, h.store, storage.RepoReferrerKey(name, pm.Subject.Digest, digest), raw); err != nil {
 			return err
 		}
 		w.Header().Set("OCI-Subject", pm.Subject.Digest)
 	}
 	for _, t := range tags {
-		if err := putSmall(ctx, h.store, storage.RepoTagKey(rt.name, t), []byte(digest)); err != nil {
+		if err := putSmall(ctx, h.store, storage.RepoTagKey(name, t), []byte(digest)); err != nil {
 			return err
 		}
 	}
-	h.cache.invalidate(rt.name)
-	hd := w.Header()
-	if rt.isDigest() && len(tags) > 0 {
-		hd.Set("OCI-Tag", strings.Join(tags, ","))
-	}
-	hd.Set("Location", "/v2/"+rt.name+"/manifests/"+digest)
-	hd.Set("Docker-Content-Digest", digest)
-	hd.Set("Content-Length", "0")
-	w.WriteHeader(http.StatusCreated)
+	h.cache.invalidate(name)
 	return nil
 }
 
