@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"strata/internal/publish"
@@ -20,16 +21,19 @@ func init() {
 	})
 }
 
+// indexCreateOptions are the flags of strata index create.
+type indexCreateOptions struct {
+	remote     remoteFlags
+	from       []string // required
+	annots     []string // KEY=VALUE; default none
+	required   []string // platforms; default none
+	referrers  bool     // default true
+	dryRun     bool     // default false
+	digestFile string   // default none
+}
+
 func indexCreateCommand(env *Env) *cobra.Command {
-	var (
-		f          remoteFlags
-		from       []string
-		annots     []string
-		required   []string
-		referrers  bool
-		dryRun     bool
-		digestFile string
-	)
+	o := &indexCreateOptions{}
 	cmd := &cobra.Command{
 		Use:   "create DST --from REF...",
 		Short: "Create an OCI index from per-platform images and push it",
@@ -56,52 +60,67 @@ and what it found.`,
     --annotation org.opencontainers.image.version=1.0.0`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := publish.IndexOptions{From: from, Jobs: f.jobs, Insecure: f.insecure, NoReferrers: !referrers, DryRun: dryRun}
-			if err := keyValues(&opts.Annotations, annots, false, func(a string) error { return fmt.Errorf("--annotation %q: want KEY=VALUE", a) }); err != nil {
-				return err
-			}
-			for _, r := range required {
-				for _, s := range strings.Split(r, ",") {
-					if s = strings.TrimSpace(s); s == "" {
-						continue
-					}
-					p, err := publish.ParsePlatform(s)
-					if err != nil {
-						return fmt.Errorf("--require: %w", err)
-					}
-					opts.Require = append(opts.Require, p)
-				}
-			}
-			log := f.logger(cmd, env)
-			kc, err := f.keychain(cmd, env, log, args[0])
-			if err != nil {
-				return err
-			}
-			opts.Keychain, opts.Log = kc, log
-			r, err := publish.CreateIndex(cmd.Context(), args[0], opts)
-			if err != nil {
-				return err
-			}
-			if err := writeDigestFile(digestFile, r.Digest); err != nil {
-				return err
-			}
-			if f.json {
-				return f.print(env, "", r)
-			}
-			if dryRun {
-				fmt.Fprintf(env.Stderr, "dry run: would push the index %s to %s (nothing was pushed)\n", r.Digest, args[0])
-			}
-			_, err = fmt.Fprintln(env.Stdout, r.Digest)
-			return err
+			return runIndexCreate(cmd, env, args[0], o)
 		},
 	}
-	f.add(cmd, true)
-	cmd.Flags().StringArrayVar(&from, "from", nil, "a per-platform image: [OS/ARCH=]REF, REF by tag, digest or TAG@DIGEST (repeat)")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "read and check every image and compute the index, push nothing")
-	cmd.Flags().StringVar(&digestFile, "digest-file", "", "write the index digest to this file (for the publish step of a release)")
-	cmd.Flags().BoolVar(&referrers, "referrers", true, "copy the referrers (SBOMs) of images from another repository along; --referrers=false leaves them behind")
-	cmd.Flags().StringArrayVar(&annots, "annotation", nil, "KEY=VALUE annotation on the index (repeat)")
-	cmd.Flags().StringSliceVar(&required, "require", nil, "platforms that must be present, e.g. linux/amd64,linux/arm64")
+	o.remote.add(cmd, true)
+	cmd.Flags().StringArrayVar(&o.from, "from", nil, "a per-platform image: [OS/ARCH=]REF, REF by tag, digest or TAG@DIGEST (repeat)")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "read and check every image and compute the index, push nothing")
+	cmd.Flags().StringVar(&o.digestFile, "digest-file", "", "write the index digest to this file (for the publish step of a release)")
+	cmd.Flags().BoolVar(&o.referrers, "referrers", true, "copy the referrers (SBOMs) of images from another repository along; --referrers=false leaves them behind")
+	cmd.Flags().StringArrayVar(&o.annots, "annotation", nil, "KEY=VALUE annotation on the index (repeat)")
+	cmd.Flags().StringSliceVar(&o.required, "require", nil, "platforms that must be present, e.g. linux/amd64,linux/arm64")
 	_ = cmd.MarkFlagRequired("from")
 	return cmd
+}
+
+func runIndexCreate(cmd *cobra.Command, env *Env, dst string, o *indexCreateOptions) error {
+	f := &o.remote
+	opts := publish.IndexOptions{From: o.from, Jobs: f.jobs, Insecure: f.insecure, NoReferrers: !o.referrers, DryRun: o.dryRun}
+	if err := keyValues(&opts.Annotations, o.annots, false, func(a string) error { return fmt.Errorf("--annotation %q: want KEY=VALUE", a) }); err != nil {
+		return err
+	}
+	var err error
+	if opts.Require, err = parseRequired(o.required); err != nil {
+		return err
+	}
+	log := f.logger(cmd, env)
+	kc, err := f.keychain(cmd, env, log, dst)
+	if err != nil {
+		return err
+	}
+	opts.Keychain, opts.Log = kc, log
+	r, err := publish.CreateIndex(cmd.Context(), dst, opts)
+	if err != nil {
+		return err
+	}
+	if err := writeDigestFile(o.digestFile, r.Digest); err != nil {
+		return err
+	}
+	if f.json {
+		return f.print(env, "", r)
+	}
+	if o.dryRun {
+		fmt.Fprintf(env.Stderr, "dry run: would push the index %s to %s (nothing was pushed)\n", r.Digest, dst)
+	}
+	_, err = fmt.Fprintln(env.Stdout, r.Digest)
+	return err
+}
+
+// parseRequired reads --require: platforms, repeated or comma-separated.
+func parseRequired(required []string) ([]v1.Platform, error) {
+	var out []v1.Platform
+	for _, r := range required {
+		for _, s := range strings.Split(r, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			p, err := publish.ParsePlatform(s)
+			if err != nil {
+				return nil, fmt.Errorf("--require: %w", err)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
