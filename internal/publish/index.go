@@ -220,6 +220,29 @@ func (c *client) openChild(ctx context.Context, f indexFrom, dst name.Repository
 	return ch, nil
 }
 
+// openChildren reads and checks every --from (openChild): one image per
+// platform.
+func (c *client) openChildren(ctx context.Context, from []string, dst name.Repository, noReferrers bool) ([]indexChild, error) {
+	children := make([]indexChild, 0, len(from))
+	seen := map[string]string{}
+	for _, s := range from {
+		f, err := c.parseFrom(s)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := c.openChild(ctx, f, dst, noReferrers)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := seen[platformKey(ch.platform)]; dup {
+			return nil, fmt.Errorf("--from %s and --from %s are both %s images: an index holds one image per platform; one step pushed the wrong platform (nothing was pushed)", prev, s, platformString(ch.platform))
+		}
+		seen[platformKey(ch.platform)] = s
+		children = append(children, ch)
+	}
+	return children, nil
+}
+
 func refWithoutDigest(r name.Reference) string {
 	return r.Context().String() + ":TAG"
 }
@@ -254,22 +277,9 @@ func CreateIndex(ctx context.Context, dst string, opts IndexOptions) (Result, er
 
 	// Read and check everything first: nothing is pushed until the index
 	// is known good.
-	children := make([]indexChild, 0, len(opts.From))
-	seen := map[string]string{}
-	for _, s := range opts.From {
-		f, err := c.parseFrom(s)
-		if err != nil {
-			return Result{}, err
-		}
-		ch, err := c.openChild(ctx, f, dstRef.Context(), opts.NoReferrers)
-		if err != nil {
-			return Result{}, err
-		}
-		if prev, dup := seen[platformKey(ch.platform)]; dup {
-			return Result{}, fmt.Errorf("--from %s and --from %s are both %s images: an index holds one image per platform; one step pushed the wrong platform (nothing was pushed)", prev, s, platformString(ch.platform))
-		}
-		seen[platformKey(ch.platform)] = s
-		children = append(children, ch)
+	children, err := c.openChildren(ctx, opts.From, dstRef.Context(), opts.NoReferrers)
+	if err != nil {
+		return Result{}, err
 	}
 	idx, d, err := indexOf(children, opts.Require, opts.Annotations, func(missing []string) error {
 		var found []string

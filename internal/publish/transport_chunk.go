@@ -74,16 +74,7 @@ func (c *chunker) upload(r *http.Request, size int64) (*http.Response, error) {
 			return nil, fmt.Errorf("chunked upload: read blob at %d: %w", off, err)
 		}
 		for {
-			chunk := data[:n]
-			req := r.Clone(r.Context())
-			req.URL = loc
-			req.Host = ""
-			req.Body = io.NopCloser(bytes.NewReader(chunk))
-			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(chunk)), nil }
-			req.ContentLength = n
-			req.Header.Set("Content-Type", "application/octet-stream")
-			req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, off+n-1))
-			resp, err := c.inner.RoundTrip(req)
+			resp, err := c.inner.RoundTrip(chunkRequest(r, loc, off, data[:n]))
 			if err != nil {
 				if last != nil {
 					last.Body.Close()
@@ -121,6 +112,21 @@ func (c *chunker) upload(r *http.Request, size int64) (*http.Response, error) {
 		off += n
 	}
 	return last, nil
+}
+
+// chunkRequest is the PATCH of chunk, at offset off of r's blob, to the
+// upload location loc.
+func chunkRequest(r *http.Request, loc *url.URL, off int64, chunk []byte) *http.Request {
+	n := int64(len(chunk))
+	req := r.Clone(r.Context())
+	req.URL = loc
+	req.Host = ""
+	req.Body = io.NopCloser(bytes.NewReader(chunk))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(chunk)), nil }
+	req.ContentLength = n
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, off+n-1))
+	return req
 }
 
 func nextLocation(base *url.URL, resp *http.Response) (*url.URL, error) {
