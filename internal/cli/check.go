@@ -556,23 +556,19 @@ func (c *checker) checkPlatform(ctx context.Context, plat string, t nix.Target, 
 // Nix processes.
 func (c *checker) inspect(ctx context.Context, plat string, t nix.Target, names []string) (tos, froms []nix.PackageState, err error) {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		c.say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, c.to.src.label))
-		var err error
-		if tos, _, err = c.to.drv.Inspect(gctx, c.to.src.ref, t, names); err != nil {
-			return fmt.Errorf("--to %s: %w", c.to.src.label, err)
-		}
-		return nil
-	})
-	if c.from != nil {
-		g.Go(func() error {
-			c.say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, c.from.src.label))
+	in := func(s checkSide, flag string, states *[]nix.PackageState) func() error {
+		return func() error {
+			c.say(fmt.Sprintf("evaluating %d packages for %s in %s", len(names), plat, s.src.label))
 			var err error
-			if froms, _, err = c.from.drv.Inspect(gctx, c.from.src.ref, t, names); err != nil {
-				return fmt.Errorf("--from %s: %w", c.from.src.label, err)
+			if *states, _, err = s.drv.Inspect(gctx, s.src.ref, t, names); err != nil {
+				return fmt.Errorf("%s %s: %w", flag, s.src.label, err)
 			}
 			return nil
-		})
+		}
+	}
+	g.Go(in(c.to, "--to", &tos))
+	if c.from != nil {
+		g.Go(in(*c.from, "--from", &froms))
 	}
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
