@@ -107,23 +107,18 @@ func nonDistributable(mediaType string) bool {
 // MANIFEST_INVALID, both 400. The subject may be missing: the spec lets a
 // referrer be pushed before its subject.
 func (h *handler) checkReferences(ctx context.Context, name, mt string, pm parsedManifest) error {
-	type ref struct {
-		d     descriptor
-		what  string
-		child bool
-	}
-	var refs []ref
+	var refs []manifestRef
 	if types.MediaType(mt).IsIndex() {
 		for _, c := range pm.Manifests {
-			refs = append(refs, ref{c, "manifest", true})
+			refs = append(refs, manifestRef{c, "manifest", true})
 		}
 	} else {
 		if pm.Config == nil {
 			return NewError(CodeManifestInvalid, "an image manifest needs a config descriptor")
 		}
-		refs = append(refs, ref{*pm.Config, "config", false})
+		refs = append(refs, manifestRef{*pm.Config, "config", false})
 		for _, l := range pm.Layers {
-			refs = append(refs, ref{l, "layer", false})
+			refs = append(refs, manifestRef{l, "layer", false})
 		}
 	}
 	if pm.Subject != nil {
@@ -146,30 +141,47 @@ func (h *handler) checkReferences(ctx context.Context, name, mt string, pm parse
 			}
 			continue
 		}
-		linked, err := exists(ctx, h.store, storage.RepoBlobLinkKey(name, r.d.Digest))
-		if err == nil && !linked && r.child {
-			linked, err = exists(ctx, h.store, storage.RepoManifestLinkKey(name, r.d.Digest))
-		}
-		if err != nil {
+		if err := h.checkStored(ctx, name, r); err != nil {
 			return err
 		}
-		var info storage.Info
-		if linked {
-			info, err = h.store.Stat(ctx, storage.BlobKey(r.d.Digest))
-			if errors.Is(err, storage.ErrNotFound) {
-				linked = false // a link whose bytes a collection removed
-			} else if err != nil {
-				return fmt.Errorf("registry: stat %s: %w", r.d.Digest, err)
-			}
+	}
+	return nil
+}
+
+// manifestRef is a descriptor a pushed manifest holds: what it is
+// (manifest, config, layer), and whether it is an index's child.
+type manifestRef struct {
+	d     descriptor
+	what  string
+	child bool
+}
+
+// checkStored checks that r's content is in repository name (linked,
+// with its bytes) and has the size its descriptor says.
+func (h *handler) checkStored(ctx context.Context, name string, r manifestRef) error {
+	linked, err := exists(ctx, h.store, storage.RepoBlobLinkKey(name, r.d.Digest))
+	if err == nil && !linked && r.child {
+		linked, err = exists(ctx, h.store, storage.RepoManifestLinkKey(name, r.d.Digest))
+	}
+	if err != nil {
+		return err
+	}
+	var info storage.Info
+	if linked {
+		info, err = h.store.Stat(ctx, storage.BlobKey(r.d.Digest))
+		if errors.Is(err, storage.ErrNotFound) {
+			linked = false // a link whose bytes a collection removed
+		} else if err != nil {
+			return fmt.Errorf("registry: stat %s: %w", r.d.Digest, err)
 		}
-		if !linked {
-			return NewError(CodeManifestBlobUnknown, fmt.Sprintf("the %s %s is not in repository %s: push it first", r.what, r.d.Digest, truncate(name, 200))).
-				WithDetail(map[string]string{"digest": r.d.Digest})
-		}
-		if info.Size != r.d.Size {
-			return NewError(CodeManifestInvalid, fmt.Sprintf("the %s descriptor of %s says %d bytes, the stored content has %d", r.what, r.d.Digest, r.d.Size, info.Size)).
-				WithDetail(map[string]any{"digest": r.d.Digest, "size": r.d.Size, "stored": info.Size})
-		}
+	}
+	if !linked {
+		return NewError(CodeManifestBlobUnknown, fmt.Sprintf("the %s %s is not in repository %s: push it first", r.what, r.d.Digest, truncate(name, 200))).
+			WithDetail(map[string]string{"digest": r.d.Digest})
+	}
+	if info.Size != r.d.Size {
+		return NewError(CodeManifestInvalid, fmt.Sprintf("the %s descriptor of %s says %d bytes, the stored content has %d", r.what, r.d.Digest, r.d.Size, info.Size)).
+			WithDetail(map[string]any{"digest": r.d.Digest, "size": r.d.Size, "stored": info.Size})
 	}
 	return nil
 }
