@@ -10,16 +10,19 @@
 #   DEBIAN_PACKAGES="python3 jq" scripts/debian-pkgs.sh DIR
 #
 # Steps: scripts/debian (Go) resolves the closures from apt's Packages lists
-# (newest version, first satisfiable alternative, Provides), downloads the
-# missing .debs with one apt-get call, checks each against the list's
-# SHA256, unpacks them (usr merged into /) and writes DIR/gen/*.nix; then
-# nix-build builds every store path (scripts/debian/default.nix, copied to
-# DIR/default.nix). Cached: a second run downloads, unpacks and builds
-# nothing. Interrupted runs leave only temporaries the next run removes;
-# DIR/default.nix appears once everything built.
+# (newest version, first satisfiable alternative, Provides), asks apt-get
+# where the missing .debs are (one call), downloads them side by side,
+# checks each against the list's SHA256, unpacks each as soon as it is
+# there (usr merged into /; manual pages, translations and documentation
+# but copyright files left out) and writes DIR/gen/*.nix; then nix-build
+# builds every store path (scripts/debian/default.nix, copied to
+# DIR/default.nix). It prints the time of each step. Cached: a second run
+# downloads, unpacks and builds nothing. Interrupted runs leave only
+# temporaries the next run removes; DIR/default.nix appears once
+# everything built.
 #
-# Needs apt's lists for both architectures, lz4, dpkg-deb, nix-build and
-# the static busybox: scripts/deps.sh installs them.
+# Needs apt's lists for both architectures, lz4, xz, nix-build and the
+# static busybox: scripts/deps.sh installs them.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -27,6 +30,16 @@ if [ $# -ne 1 ]; then
   exit 2
 fi
 start=$EPOCHREALTIME
+# CPU seconds (user and system) of this shell and the programs it waited for.
+tck=$(getconf CLK_TCK)
+cpu() { awk -v t="$tck" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13 + $14 + $15) / t }' "/proc/$$/stat"; }
+phase_t=$start phase_c=0 phases=()
+phase() {
+  local now=$EPOCHREALTIME c
+  c=$(cpu)
+  phases+=("$(awk -v n="$1" -v a="$phase_t" -v b="$now" -v c="$phase_c" -v d="$c" 'BEGIN { printf "%s %.1f s (cpu %.1f s)", n, b - a, d - c }')")
+  phase_t=$now phase_c=$c
+}
 . "$(dirname "${BASH_SOURCE[0]}")/nix-env.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -36,7 +49,7 @@ dir=$(cd "$1" && pwd)
 exec 9>"$dir/.lock"
 flock 9
 
-for t in lz4cat dpkg-deb apt-get nix-build go; do
+for t in lz4cat xz apt-get nix-build go; do
   command -v "$t" >/dev/null || { echo "debian-pkgs: $t is missing: run scripts/deps.sh" >&2; exit 1; }
 done
 [ -x /bin/busybox ] || { echo "debian-pkgs: /bin/busybox is missing: run scripts/deps.sh" >&2; exit 1; }
@@ -68,7 +81,9 @@ else
   bin=$dir/.bin/debian
   mkdir -p "$dir/.bin"
   (cd "$repo" && go build -o "$bin.tmp" ./scripts/debian && mv "$bin.tmp" "$bin")
+  phase "go build"
   "$bin" -out "$dir" "${args[@]}"
+  phase "prepare"
   cp "$here/debian/default.nix" "$dir/.default.nix.tmp"
 fi
 
@@ -90,8 +105,10 @@ if ! out=$(nix-build --no-out-link --max-jobs 4 --cores 1 -E "$expr" 2>&1); then
   echo "debian-pkgs: nix-build failed (above)" >&2
   exit 1
 fi
+phase "nix-build"
 mv "$dir/.default.nix.tmp" "$dir/default.nix"
 echo "$stamp" > "$dir/gen/stamp"
 n=$(printf '%s\n' "$out" | grep '^/nix/store/' | sort -u | wc -l)
-awk -v d="$dir" -v n="$n" -v s="$start" -v e="$EPOCHREALTIME" \
-  'BEGIN { printf "debian-pkgs: %s: %d store paths ready in %.1f s\n", d, n, e - s }' >&2
+(IFS=,; echo "debian-pkgs: ${phases[*]}" | sed 's/,/, /g') >&2
+awk -v d="$dir" -v n="$n" -v s="$start" -v e="$EPOCHREALTIME" -v c="$(cpu)" \
+  'BEGIN { printf "debian-pkgs: %s: %d store paths ready in %.1f s (cpu %.1f s)\n", d, n, e - s, c }' >&2

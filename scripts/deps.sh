@@ -25,6 +25,7 @@ want() { have "$1" || need_apt+=("$2"); }
 want nix-build nix-bin
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 want lz4cat lz4 # scripts/debian-pkgs.sh reads Debian's Packages lists
+want xz xz-utils  # scripts/debian-pkgs.sh unpacks the .debs
 want curl curl   # scripts/run.sh waits for /v2/
 if [ "$level" != run ]; then
 	want skopeo skopeo

@@ -76,20 +76,18 @@ let
         passAsFile = [ "script" ];
         script = ''
           set -eu
-          ${busybox}/busybox mkdir -p "$TMPDIR/.bin"
-          ${busybox}/busybox --install -s "$TMPDIR/.bin"
-          export PATH="$TMPDIR/.bin"
+          # The applets used, as functions (busybox --install would make
+          # hundreds of links in every build).
+          for a in chmod cp ln mkdir readlink; do eval "$a() { ${busybox}/busybox $a \"\$@\"; }"; done
           mkdir -p "$out"
           for s in $srcs; do cp -a "$s/." "$out/"; chmod -R u+w "$out"; done
           pe() { ${toolLd.out}/${tools.ldso.path} --library-path ${toolLibPath} ${patchelf.out}/bin/patchelf "$@"; }
           cd "$out"
+          # One patchelf call for all the files that get the same edit.
           ${if g.interp == [ ] then "" else ''
-          for f in ${join " " g.interp}; do
-            pe --set-interpreter "${ldsoOf}/${set.ldso.path}" --set-rpath "${rpath}" "$f"
-          done''}
-          for f in ${join " " g.dynamic}; do
-            pe --set-rpath "${rpath}" "$f"
-          done
+          pe --set-interpreter "${ldsoOf}/${set.ldso.path}" --set-rpath "${rpath}" ${join " " g.interp}''}
+          ${if g.dynamic == [ ] then "" else ''
+          pe --set-rpath "${rpath}" ${join " " g.dynamic}''}
           # Programs' links to programs beside them become absolute store
           # paths: a program that finds its files relative to its own
           # path (python3 → python3.11) then finds them in the store even

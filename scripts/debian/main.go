@@ -1,9 +1,10 @@
 // Command debian turns Debian packages into the sources of a Nix package
 // set: it resolves the Depends closure of some packages from apt's
-// Packages lists, downloads the .debs with apt-get, checks each against
-// the list's SHA256, unpacks them into trees laid out like Nix store paths
-// (/usr merged into /, absolute symlinks made relative, hard links made
-// symlinks), finds their ELF files, and writes the data files the package
+// Packages lists, downloads the .debs (apt-get says from where), checks
+// each against the list's SHA256, unpacks them into trees laid out like
+// Nix store paths (/usr merged into /, absolute symlinks made relative,
+// hard links made symlinks, documentation left out), finds their ELF
+// files, and writes the data files the package
 // set's default.nix (scripts/debian/default.nix) turns into derivations.
 // scripts/debian-pkgs.sh runs it; see that script for the whole picture.
 //
@@ -15,8 +16,11 @@
 package main
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
+	"cmp"
+	"compress/gzip"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
@@ -28,6 +32,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -36,10 +41,14 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/klauspost/compress/zstd"
+	debpkg "pault.ag/go/debian/deb"
 	"pault.ag/go/debian/dependency"
 	"pault.ag/go/debian/version"
 )
@@ -51,6 +60,7 @@ type pkg struct {
 	Recommends          string
 	Provides            string
 	Filename, SHA256    string
+	Size                int64 // of the .deb
 	Description         string
 	Homepage            string
 	ver                 version.Version
@@ -181,6 +191,8 @@ func build(c config) error {
 			return err
 		}
 	}
+	ph := newPhases()
+	defer ph.print()
 	data := map[string]*archData{}
 	var all []*pkg
 	for _, a := range c.arches {
@@ -206,13 +218,12 @@ func build(c config) error {
 	if _, ok := data["amd64"]; !ok && len(c.tools) > 0 {
 		return errors.New("the builders' tools come from amd64: include amd64 in -arch")
 	}
-	if err := download(c, all); err != nil {
-		return err
-	}
-	trees, err := unpackAll(c, all)
+	ph.done("resolve")
+	trees, err := fetchAndUnpack(c, all, ph)
 	if err != nil {
 		return err
 	}
+	ph.done("download and unpack")
 	gen := filepath.Join(c.out, "gen")
 	if err := os.MkdirAll(gen, 0o755); err != nil {
 		return err
@@ -373,6 +384,8 @@ func parseList(r io.Reader, ix *index) error {
 			cur.Filename = v
 		case "SHA256":
 			cur.SHA256 = v
+		case "Size":
+			cur.Size, _ = strconv.ParseInt(v, 10, 64)
 		case "Description":
 			cur.Description = v
 		case "Homepage":
@@ -689,34 +702,116 @@ func debPath(c config, p *pkg) string {
 	return filepath.Join(c.out, "debs", path.Base(p.Filename))
 }
 
-// download fetches the .debs not yet kept with one apt-get call and checks
-// every new file against the Packages list's SHA256.
-func download(c config, ps []*pkg) error {
-	var want []*pkg
+// fetchAndUnpack downloads the .debs not yet kept and unpacks every
+// package not yet unpacked: apt-get says where each .deb is (one call,
+// apt's sources and mirrors), several downloads run side by side (apt
+// fetches one file after another), and each .deb is unpacked as soon as
+// it is there, while the others download.
+func fetchAndUnpack(c config, ps []*pkg, ph *phases) (map[string]*tree, error) {
+	var have, want []*pkg
 	seen := map[string]bool{}
 	for _, p := range ps {
-		dp := debPath(c, p)
-		if seen[dp] {
+		if seen[p.SHA256] {
 			continue
 		}
-		seen[dp] = true
-		if _, err := os.Stat(dp); err == nil {
-			continue
+		seen[p.SHA256] = true
+		_, errDeb := os.Stat(debPath(c, p))
+		_, errTree := os.Stat(filepath.Join(treeDir(c, p), "info.json"))
+		if errDeb == nil || errTree == nil {
+			have = append(have, p)
+		} else {
+			want = append(want, p)
 		}
-		if _, err := os.Stat(treeDir(c, p)); err == nil {
-			continue // unpacked already; the .deb is not needed
+	}
+	var urls map[*pkg]string
+	if len(want) > 0 {
+		var err error
+		if urls, err = debURLs(want); err != nil {
+			return nil, err
 		}
-		want = append(want, p)
+		ph.done("apt-get --print-uris")
 	}
-	if len(want) == 0 {
-		return nil
+
+	ready := make(chan *pkg, len(have)+len(want))
+	for _, p := range have {
+		ready <- p
 	}
+	trees := map[string]*tree{}
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	var unpackers sync.WaitGroup
+	for range max(1, c.jobs) {
+		unpackers.Add(1)
+		go func() {
+			defer unpackers.Done()
+			for p := range ready {
+				t, err := unpack(c, p)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				mu.Lock()
+				trees[p.SHA256] = t
+				mu.Unlock()
+			}
+		}()
+	}
+
+	// The largest first: the downloads end together.
+	slices.SortStableFunc(want, func(a, b *pkg) int { return cmp.Compare(b.Size, a.Size) })
 	partial := filepath.Join(c.out, "debs", ".partial")
-	if err := os.MkdirAll(partial, 0o755); err != nil {
-		return err
+	if len(want) > 0 {
+		if err := os.MkdirAll(partial, 0o755); err != nil {
+			close(ready)
+			unpackers.Wait()
+			return nil, err
+		}
 	}
-	args := []string{"download", "-q", "-o", "APT::Sandbox::User=root"}
+	queue := make(chan *pkg, len(want))
 	for _, p := range want {
+		queue <- p
+	}
+	close(queue)
+	var downloaders sync.WaitGroup
+	for range min(len(want), downloadJobs) {
+		downloaders.Add(1)
+		go func() {
+			defer downloaders.Done()
+			for p := range queue {
+				if err := fetchDeb(c, partial, urls[p], p); err != nil {
+					fail(err)
+					continue
+				}
+				ready <- p
+			}
+		}()
+	}
+	downloaders.Wait()
+	close(ready)
+	unpackers.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(partial); err != nil {
+		return nil, err
+	}
+	return trees, nil
+}
+
+// downloadJobs is the number of downloads that run at once.
+const downloadJobs = 6
+
+// debURLs asks apt-get where the .debs of ps are.
+func debURLs(ps []*pkg) (map[*pkg]string, error) {
+	args := []string{"--print-uris", "download", "-q", "-o", "APT::Sandbox::User=root"}
+	bySum := map[string]*pkg{}
+	for _, p := range ps {
+		bySum[p.SHA256] = p
 		if p.Arch == "all" {
 			args = append(args, p.Name+"="+p.Version)
 		} else {
@@ -724,29 +819,77 @@ func download(c config, ps []*pkg) error {
 		}
 	}
 	cmd := exec.Command("apt-get", args...)
-	cmd.Dir = partial
-	var stderr bytes.Buffer
-	cmd.Stdout = io.Discard
-	cmd.Stderr = &stderr
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("apt-get download of %d packages: %w\n%s", len(want), err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("apt-get --print-uris download of %d packages: %w\n%s", len(ps), err, strings.TrimSpace(stderr.String()))
 	}
-	for _, p := range want {
-		name := p.Name + "_" + strings.ReplaceAll(p.Version, ":", "%3a") + "_" + p.Arch + ".deb"
-		got := filepath.Join(partial, name)
-		sum, err := fileSHA256(got)
-		if err != nil {
-			return fmt.Errorf("apt-get download did not leave %s: %w", name, err)
+	// 'URL' FILE SIZE SHA256:HEX
+	urls := map[*pkg]string{}
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
 		}
-		if sum != p.SHA256 {
-			os.Remove(got)
-			return fmt.Errorf("%s: SHA256 %s, but the Packages list says %s: the download is corrupt or the lists are stale; run apt-get update and this script again", name, sum, p.SHA256)
+		u := strings.Trim(f[0], "'")
+		sum, ok := strings.CutPrefix(strings.ToLower(f[3]), "sha256:")
+		if p := bySum[sum]; ok && p != nil {
+			urls[p] = u
 		}
-		if err := os.Rename(got, debPath(c, p)); err != nil {
+	}
+	for _, p := range ps {
+		if urls[p] == "" {
+			return nil, fmt.Errorf("apt-get --print-uris names no .deb with SHA256 %s for %s %s (%s): apt's lists and the Packages lists read differ; run apt-get update and this script again", p.SHA256, p.Name, p.Version, p.Arch)
+		}
+	}
+	return urls, nil
+}
+
+// fetchDeb downloads one .deb into dir, checks it against the Packages
+// list's SHA256 while it arrives, and moves it to the kept .debs.
+func fetchDeb(c config, dir, url string, p *pkg) error {
+	var err error
+	for attempt := range 3 {
+		if err = fetchOnce(c, dir, url, p); err == nil || errors.Is(err, errChecksum) {
 			return err
 		}
+		time.Sleep(time.Duration(attempt+1) * 500 * time.Millisecond)
 	}
-	return os.RemoveAll(partial)
+	return err
+}
+
+var errChecksum = errors.New("checksum mismatch")
+
+var httpClient = &http.Client{Timeout: 5 * time.Minute}
+
+func fetchOnce(c config, dir, url string, p *pkg) error {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return fmt.Errorf("download %s: %w", p.Name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("download %s: GET %s: %s", p.Name, url, resp.Status)
+	}
+	tmp := filepath.Join(dir, p.SHA256[:16]+"-"+path.Base(p.Filename))
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("download %s: %w", p.Name, err)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != p.SHA256 {
+		os.Remove(tmp)
+		return fmt.Errorf("%s: %w: SHA256 %s, but the Packages list says %s: the download is corrupt or the lists are stale; run apt-get update and this script again", url, errChecksum, sum, p.SHA256)
+	}
+	return os.Rename(tmp, debPath(c, p))
 }
 
 func fileSHA256(p string) (string, error) {
@@ -780,39 +923,6 @@ func treeDir(c config, p *pkg) string {
 	return filepath.Join(c.out, "trees", p.SHA256[:16]+"-"+p.Name)
 }
 
-func unpackAll(c config, ps []*pkg) (map[string]*tree, error) {
-	out := map[string]*tree{}
-	var mu sync.Mutex
-	var firstErr error
-	work := make(chan *pkg)
-	var wg sync.WaitGroup
-	for i := 0; i < max(1, c.jobs); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				t, err := unpack(c, p)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				out[p.SHA256] = t
-				mu.Unlock()
-			}
-		}()
-	}
-	seen := map[string]bool{}
-	for _, p := range ps {
-		if !seen[p.SHA256] {
-			seen[p.SHA256] = true
-			work <- p
-		}
-	}
-	close(work)
-	wg.Wait()
-	return out, firstErr
-}
-
 func unpack(c config, p *pkg) (*tree, error) {
 	dir := treeDir(c, p)
 	t := &tree{dir: dir}
@@ -832,15 +942,8 @@ func unpack(c config, p *pkg) (*tree, error) {
 	}
 	tmp := filepath.Join(c.out, ".tmp", filepath.Base(dir))
 	os.RemoveAll(tmp)
-	raw := filepath.Join(tmp, "raw")
-	if err := os.MkdirAll(raw, 0o755); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command("dpkg-deb", "-x", deb, raw).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, out)
-	}
 	td := filepath.Join(tmp, "tree")
-	if err := flatten(raw, td); err != nil {
+	if err := extract(deb, td); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
 	if p.Name == c.caBundle {
@@ -858,9 +961,6 @@ func unpack(c config, p *pkg) (*tree, error) {
 	t.info.NarHash = hex.EncodeToString(h.Sum(nil))
 	b, _ := json.MarshalIndent(t.info, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "info.json"), b, 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.RemoveAll(raw); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -881,76 +981,189 @@ func mapPath(rel string) string {
 	return strings.TrimPrefix(rel, "usr/")
 }
 
-// flatten copies the unpacked package src to dst with /usr merged into /,
-// symlinks re-pointed relative to their new place and hard links (after
-// the first) made symlinks.
-func flatten(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
+// dropped reports whether a path (after mapPath) is left out of the trees:
+// manual pages, info manuals, message translations, lintian overrides and
+// documentation, except each package's copyright file (and the links
+// Debian makes from one package's doc folder to another's). Nothing runs
+// from them, and they are a third of the unpacked bytes every step after
+// unpacking would copy, hash and scan.
+func dropped(rel string) bool {
+	top, rest, _ := strings.Cut(rel, "/")
+	if top != "share" {
+		return false
+	}
+	dir, rest, _ := strings.Cut(rest, "/")
+	switch dir {
+	case "man", "info", "locale", "lintian":
+		return true
+	case "doc":
+		// share/doc and share/doc/PKG stay; within share/doc/PKG only
+		// the copyright file does.
+		_, file, ok := strings.Cut(rest, "/")
+		return ok && file != "copyright"
+	}
+	return false
+}
+
+// extract unpacks the data member of a .deb into dst (see unpackTar).
+// xz, the compression of Debian's packages, is decompressed by the xz
+// program (several times faster than a Go decoder); zstd and gzip in
+// process.
+func extract(deb, dst string) error {
+	f, err := os.Open(deb)
+	if err != nil {
 		return err
 	}
-	inodes := map[uint64]string{} // inode → new rel path
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	defer f.Close()
+	ar, err := debpkg.LoadAr(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", deb, err)
+	}
+	for {
+		e, err := ar.Next()
+		if err == io.EOF {
+			return fmt.Errorf("%s: no data.tar member", deb)
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", deb, err)
 		}
-		rel, _ := filepath.Rel(src, p)
-		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			return nil
+		name := strings.TrimSuffix(e.Name, "/")
+		if !strings.HasPrefix(name, "data.tar") {
+			continue
 		}
-		nrel := mapPath(rel)
-		if nrel == "" {
-			return nil
-		}
-		np := filepath.Join(dst, nrel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			if fi, err := os.Lstat(np); err == nil && fi.IsDir() {
-				return nil
-			}
-			return os.Mkdir(np, info.Mode().Perm()|0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			t, err := os.Readlink(p)
+		switch path.Ext(name) {
+		case ".xz":
+			cmd := exec.Command("xz", "-dc")
+			cmd.Stdin = e.Data
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.StdoutPipe()
 			if err != nil {
 				return err
 			}
-			abs := t
-			if !path.IsAbs(t) {
-				abs = path.Join("/", path.Dir(rel), t)
+			if err := cmd.Start(); err != nil {
+				return fmt.Errorf("xz: %w (install xz-utils: scripts/deps.sh)", err)
 			}
-			mt := "/" + mapPath(strings.TrimPrefix(path.Clean(abs), "/"))
+			err = unpackTar(out, dst)
+			if err != nil {
+				io.Copy(io.Discard, out)
+			}
+			if werr := cmd.Wait(); werr != nil && err == nil {
+				err = fmt.Errorf("xz -dc %s: %w: %s", name, werr, strings.TrimSpace(stderr.String()))
+			}
+			return err
+		case ".zst":
+			z, err := zstd.NewReader(e.Data)
+			if err != nil {
+				return err
+			}
+			defer z.Close()
+			return unpackTar(z, dst)
+		case ".gz":
+			z, err := gzip.NewReader(e.Data)
+			if err != nil {
+				return err
+			}
+			return unpackTar(z, dst)
+		case ".tar":
+			return unpackTar(e.Data, dst)
+		default:
+			return fmt.Errorf("%s: %s: unsupported compression", deb, name)
+		}
+	}
+}
+
+// unpackTar writes the files of a package's data tar to dst with /usr
+// merged into /, symlinks re-pointed relative to their new place, hard
+// links made symlinks to the first name, and what dropped names left out.
+func unpackTar(r io.Reader, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	written := map[string]bool{} // new rel paths of regular files
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		if rel == "" {
+			continue
+		}
+		nrel := mapPath(rel)
+		if nrel == "" || dropped(nrel) {
+			continue
+		}
+		np := filepath.Join(dst, filepath.FromSlash(nrel))
+		exists := func() error {
+			if _, err := os.Lstat(np); err == nil {
+				return fmt.Errorf("%s and /usr/%s are both in the package", "/"+nrel, nrel)
+			}
+			return nil
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if fi, err := os.Lstat(np); err == nil && fi.IsDir() {
+				continue
+			}
+			if err := os.MkdirAll(np, fs.FileMode(h.Mode).Perm()|0o700); err != nil {
+				return err
+			}
+		case tar.TypeSymlink, tar.TypeLink:
+			if err := exists(); err != nil {
+				return err
+			}
+			var mt string // the target, as a new absolute path
+			if h.Typeflag == tar.TypeLink {
+				first := mapPath(strings.TrimPrefix(path.Clean("/"+h.Linkname), "/"))
+				if !written[first] {
+					return fmt.Errorf("/%s: a hard link to %s, which is not in the tree", nrel, h.Linkname)
+				}
+				mt = "/" + first
+			} else {
+				abs := h.Linkname
+				if !path.IsAbs(abs) {
+					abs = path.Join("/", path.Dir(rel), abs)
+				}
+				mt = "/" + mapPath(strings.TrimPrefix(path.Clean(abs), "/"))
+			}
 			nt, err := filepath.Rel(path.Dir("/"+nrel), mt)
 			if err != nil {
 				return err
 			}
-			if _, err := os.Lstat(np); err == nil {
-				return fmt.Errorf("%s and /usr/%s are both in the package", "/"+nrel, nrel)
+			if err := os.MkdirAll(filepath.Dir(np), 0o755); err != nil {
+				return err
 			}
-			return os.Symlink(nt, np)
-		case d.Type().IsRegular():
-			if _, err := os.Lstat(np); err == nil {
-				return fmt.Errorf("%s and /usr/%s are both in the package", "/"+nrel, nrel)
+			if err := os.Symlink(nt, np); err != nil {
+				return err
 			}
-			st, ok := info.Sys().(*syscall.Stat_t)
-			if ok && st.Nlink > 1 {
-				if first, ok := inodes[st.Ino]; ok {
-					nt, err := filepath.Rel(path.Dir("/"+nrel), "/"+first)
-					if err != nil {
-						return err
-					}
-					return os.Symlink(nt, np)
-				}
-				inodes[st.Ino] = nrel
+		case tar.TypeReg:
+			if err := exists(); err != nil {
+				return err
 			}
-			return os.Rename(p, np)
+			if err := os.MkdirAll(filepath.Dir(np), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(np, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(h.Mode).Perm()|0o200)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("/%s: %w", nrel, err)
+			}
+			written[nrel] = true
 		default:
-			return nil // devices, fifos: nothing a store path can hold
+			// devices, fifos: nothing a store path can hold
 		}
-	})
+	}
 }
 
 // caBundle concatenates the certificates under share/ca-certificates into
@@ -1284,4 +1497,37 @@ func writeTools(c config, a *archData, trees map[string]*tree) error {
 	b.WriteString(ldso)
 	b.WriteString("}\n")
 	return writeGen(c, "tools.nix", b.String)
+}
+
+// phases measures the steps of a run: wall time and CPU time (user and
+// system, of this process and the programs it ran).
+type phases struct {
+	last  time.Time
+	cpu   time.Duration
+	lines []string
+}
+
+func cpuTime() time.Duration {
+	var d time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			d += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return d
+}
+
+func newPhases() *phases { return &phases{last: time.Now(), cpu: cpuTime()} }
+
+func (p *phases) done(name string) {
+	now, cpu := time.Now(), cpuTime()
+	p.lines = append(p.lines, fmt.Sprintf("%s %.1f s (cpu %.1f s)", name, now.Sub(p.last).Seconds(), (cpu-p.cpu).Seconds()))
+	p.last, p.cpu = now, cpu
+}
+
+func (p *phases) print() {
+	if len(p.lines) > 0 {
+		fmt.Fprintf(os.Stderr, "debian-pkgs: %s\n", strings.Join(p.lines, ", "))
+	}
 }

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -195,32 +201,61 @@ func TestNarHashMatchesNix(t *testing.T) {
 	}
 }
 
-// flatten merges /usr into /, re-points symlinks and makes hard links
-// symlinks.
-func TestFlatten(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "raw")
-	dst := filepath.Join(t.TempDir(), "tree")
-	must := func(err error) {
+// unpackTar merges /usr into /, re-points symlinks, makes hard links
+// symlinks and leaves out documentation but copyright files.
+func TestUnpackTar(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(h *tar.Header, body string) {
 		t.Helper()
-		if err != nil {
+		h.Size = int64(len(body))
+		if h.Typeflag != tar.TypeReg {
+			h.Size = 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)[:h.Size]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(os.MkdirAll(filepath.Join(src, "usr/bin"), 0o755))
-	must(os.MkdirAll(filepath.Join(src, "usr/lib/x86_64-linux-gnu"), 0o755))
-	must(os.MkdirAll(filepath.Join(src, "lib64"), 0o755))
-	must(os.MkdirAll(filepath.Join(src, "etc"), 0o755))
-	must(os.WriteFile(filepath.Join(src, "usr/lib/x86_64-linux-gnu/ld.so.2"), []byte("ld"), 0o755))
-	must(os.Symlink("/usr/lib/x86_64-linux-gnu/ld.so.2", filepath.Join(src, "lib64/ld.so.2")))
-	must(os.WriteFile(filepath.Join(src, "usr/bin/tool"), []byte("tool"), 0o755))
-	must(os.Link(filepath.Join(src, "usr/bin/tool"), filepath.Join(src, "usr/bin/tool2")))
-	must(os.Symlink("../../etc/conf", filepath.Join(src, "usr/bin/conf")))
-	must(os.WriteFile(filepath.Join(src, "etc/conf"), []byte("c"), 0o644))
-	must(flatten(src, dst))
+	dir := func(n string) { add(&tar.Header{Name: n, Typeflag: tar.TypeDir, Mode: 0o755}, "") }
+	file := func(n, body string, mode int64) { add(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: mode}, body) }
+	link := func(n, target string, typ byte) { add(&tar.Header{Name: n, Typeflag: typ, Linkname: target}, "") }
+	dir("./")
+	dir("./usr/")
+	dir("./usr/bin/")
+	dir("./usr/lib/")
+	dir("./usr/lib/x86_64-linux-gnu/")
+	dir("./lib64/")
+	dir("./etc/")
+	dir("./usr/share/")
+	dir("./usr/share/doc/")
+	dir("./usr/share/doc/tool/")
+	dir("./usr/share/man/")
+	dir("./usr/share/man/man1/")
+	file("./usr/lib/x86_64-linux-gnu/ld.so.2", "ld", 0o755)
+	link("./lib64/ld.so.2", "/usr/lib/x86_64-linux-gnu/ld.so.2", tar.TypeSymlink)
+	file("./usr/bin/tool", "tool", 0o755)
+	link("./usr/bin/tool2", "./usr/bin/tool", tar.TypeLink)
+	link("./usr/bin/conf", "../../etc/conf", tar.TypeSymlink)
+	file("./etc/conf", "c", 0o644)
+	file("./usr/share/doc/tool/copyright", "GPL", 0o644)
+	file("./usr/share/doc/tool/changelog.gz", "x", 0o644)
+	file("./usr/share/man/man1/tool.1.gz", "x", 0o644)
+	link("./usr/share/doc/other", "tool", tar.TypeSymlink)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "tree")
+	if err := unpackTar(&buf, dst); err != nil {
+		t.Fatal(err)
+	}
 	for link, want := range map[string]string{
-		"lib64/ld.so.2": "../lib/x86_64-linux-gnu/ld.so.2",
-		"bin/tool2":     "tool",
-		"bin/conf":      "../etc/conf",
+		"lib64/ld.so.2":   "../lib/x86_64-linux-gnu/ld.so.2",
+		"bin/tool2":       "tool",
+		"bin/conf":        "../etc/conf",
+		"share/doc/other": "tool",
 	} {
 		got, err := os.Readlink(filepath.Join(dst, link))
 		if err != nil || got != want {
@@ -230,8 +265,32 @@ func TestFlatten(t *testing.T) {
 			t.Errorf("%s dangles: %v", link, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dst, "usr")); err == nil {
-		t.Error("usr is still there")
+	if fi, err := os.Stat(filepath.Join(dst, "bin/tool")); err != nil || fi.Mode()&0o100 == 0 {
+		t.Errorf("bin/tool: %v %v, want an executable", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "share/doc/tool/copyright")); err != nil || string(b) != "GPL" {
+		t.Errorf("the copyright file: %q %v", b, err)
+	}
+	for _, gone := range []string{"usr", "share/man", "share/doc/tool/changelog.gz"} {
+		if _, err := os.Lstat(filepath.Join(dst, gone)); err == nil {
+			t.Errorf("%s is still there", gone)
+		}
+	}
+}
+
+// The same file under /X and /usr/X is an error, not a silent overwrite.
+func TestUnpackTarUsrClash(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, n := range []string{"./bin/sh", "./usr/bin/sh"} {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	err := unpackTar(&buf, filepath.Join(t.TempDir(), "tree"))
+	if err == nil || !strings.Contains(err.Error(), "are both in the package") {
+		t.Fatalf("error %v, want a clash of /bin/sh and /usr/bin/sh", err)
 	}
 }
 
@@ -257,5 +316,38 @@ func TestChecksumMismatch(t *testing.T) {
 	}
 	if _, err := os.Stat(treeDir(c, p)); !os.IsNotExist(err) {
 		t.Errorf("a tree was unpacked: %v", err)
+	}
+}
+
+// A download whose SHA256 is not the Packages list's is refused at once
+// (no retry), and neither the .deb nor a partial file is left.
+func TestFetchChecksumMismatch(t *testing.T) {
+	var gets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		io.WriteString(w, "not the package")
+	}))
+	defer srv.Close()
+	c := config{out: t.TempDir()}
+	p := &pkg{Name: "app", Version: "1.0", Arch: "amd64", Filename: "pool/main/a/app/app_1.0_amd64.deb",
+		SHA256: strings.Repeat("ab", 32)}
+	partial := filepath.Join(c.out, "debs", ".partial")
+	if err := os.MkdirAll(partial, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := fetchDeb(c, partial, srv.URL+"/app.deb", p)
+	if err == nil || !strings.Contains(err.Error(), "the Packages list says "+p.SHA256) {
+		t.Fatalf("error %v, want a checksum mismatch", err)
+	}
+	if n := gets.Load(); n != 1 {
+		t.Errorf("%d GETs, want 1: a mismatch is not retried", n)
+	}
+	for _, d := range []string{partial, filepath.Join(c.out, "debs")} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if !e.IsDir() {
+				t.Errorf("%s left in %s", e.Name(), d)
+			}
+		}
 	}
 }
