@@ -62,6 +62,7 @@ args=(-arch "$arches"
   -recommends ca-certificates
   -tools patchelf
   -merge 'python3=(lib)?python3(\.[0-9]+)?(-minimal|-stdlib|-venv|-distutils|-lib2to3)?'
+  -env 'python3-minimal=PYTHONHOME=@out@'
   -env 'git=GIT_EXEC_PATH=@out@/lib/git-core'
   -env 'git=GIT_TEMPLATE_DIR=@out@/share/git-core/templates'
   -env 'ca-certificates=SSL_CERT_FILE=@out@/etc/ssl/certs/ca-bundle.crt'

@@ -286,6 +286,31 @@ func TestDebianPythonApp(t *testing.T) {
 	if strings.TrimSpace(user) != "1000" {
 		t.Errorf("the app runs as uid %q, want 1000", user)
 	}
+
+	// python3 finds its standard library by whatever name it is run: the
+	// image's /bin links, PATH lookup of either name, the store path
+	// itself (the image's /bin is a link to python3's bin, so
+	// /bin/python3.11 is the binary itself, not a link into the store).
+	const probe = "import encodings, json, ssl, sys, os; print(sys.prefix); print(os.path.realpath(sys.executable))"
+	// The last two lines (podman may warn before them).
+	lastTwo := func(out string) (string, string) {
+		l := strings.Split(strings.TrimSpace(out), "\n")
+		if len(l) < 2 {
+			return "", ""
+		}
+		return l[len(l)-2], l[len(l)-1]
+	}
+	out2 := pm.must(time.Minute, "exec", name, "/bin/python3.11", "-c", probe)
+	prefix, real := lastTwo(out2)
+	if !strings.HasPrefix(prefix, "/nix/store/") || !strings.HasPrefix(real, prefix+"/") {
+		t.Fatalf("/bin/python3.11: %q, want its store path as sys.prefix and its real path in it", out2)
+	}
+	for _, prog := range []string{"/bin/python3", "python3", "python3.11", real} {
+		got, err := pm.run(time.Minute, "exec", name, prog, "-c", probe)
+		if p, _ := lastTwo(got); err != nil || p != prefix {
+			t.Errorf("%s: %q %v, want sys.prefix %s", prog, got, err, prefix)
+		}
+	}
 }
 
 // TestDebianPythonAppArm64: the linux/arm64 build (made on this amd64 host,
