@@ -193,27 +193,27 @@ func build(c config) error {
 	}
 	ph := newPhases()
 	defer ph.print()
+	// The architectures resolve side by side (reading a Packages list
+	// takes about a second).
+	resolved := make([]*archData, len(c.arches))
+	errs := make([]error, len(c.arches))
+	var wg sync.WaitGroup
+	for i, a := range c.arches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resolved[i], errs[i] = resolveArch(c, a)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	data := map[string]*archData{}
 	var all []*pkg
-	for _, a := range c.arches {
-		ix, err := readIndex(c.lists, a)
-		if err != nil {
-			return err
-		}
-		roots := c.roots
-		if a == "amd64" {
-			roots = append(slices.Clone(roots), c.tools...)
-		}
-		ps, err := resolve(ix, roots, c)
-		if err != nil {
-			return err
-		}
-		gs, byName, err := makeGroups(ps, ix, c)
-		if err != nil {
-			return fmt.Errorf("%s: %w", a, err)
-		}
-		data[a] = &archData{ix: ix, pkgs: ps, groups: gs, byName: byName}
-		all = append(all, ps...)
+	for i, a := range c.arches {
+		data[a] = resolved[i]
+		all = append(all, resolved[i].pkgs...)
 	}
 	if _, ok := data["amd64"]; !ok && len(c.tools) > 0 {
 		return errors.New("the builders' tools come from amd64: include amd64 in -arch")
@@ -256,6 +256,28 @@ func build(c config) error {
 		fmt.Fprintf(os.Stderr, "debian-pkgs: %s: %d packages in %d store paths\n", a, len(data[a].pkgs), len(data[a].groups))
 	}
 	return nil
+}
+
+// resolveArch reads the Packages lists of one architecture and resolves
+// the closure into store paths.
+func resolveArch(c config, a string) (*archData, error) {
+	ix, err := readIndex(c.lists, a)
+	if err != nil {
+		return nil, err
+	}
+	roots := c.roots
+	if a == "amd64" {
+		roots = append(slices.Clone(roots), c.tools...)
+	}
+	ps, err := resolve(ix, roots, c)
+	if err != nil {
+		return nil, err
+	}
+	gs, byName, err := makeGroups(ps, ix, c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a, err)
+	}
+	return &archData{ix: ix, pkgs: ps, groups: gs, byName: byName}, nil
 }
 
 // readIndex reads every *_binary-ARCH_Packages(.lz4) list of dir and keeps
