@@ -90,22 +90,36 @@ fi
 
 export NIX_CONFIG="substituters =
 ${NIX_CONFIG:-}"
-# Build every store path of every architecture, each derivation once.
-attrs=()
+# Build every store path, one nix-build per architecture side by side:
+# each evaluates its set (importing its unpacked trees) on its own core.
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; exit 1' INT TERM
 for a in ${arches//,/ }; do
   case $a in
     amd64) sys=x86_64-linux ;;
     arm64) sys=aarch64-linux ;;
     *) echo "debian-pkgs: unknown architecture $a" >&2; exit 1 ;;
   esac
-  attrs+=("(import $dir/.default.nix.tmp { crossSystem = \"$sys\"; })")
+  expr="builtins.attrValues (builtins.removeAttrs (import $dir/.default.nix.tmp { crossSystem = \"$sys\"; }) [ \"pkgsCross\" \"strata\" \"lib\" ])"
+  nix-build --no-out-link --max-jobs 2 --cores 1 -E "$expr" >"$dir/.nix-build-$a.log" 2>&1 &
+  pids+=($!)
 done
-expr="builtins.concatMap (s: builtins.attrValues (builtins.removeAttrs s [ \"pkgsCross\" \"strata\" \"lib\" ])) [ ${attrs[*]} ]"
-if ! out=$(nix-build --no-out-link --max-jobs 4 --cores 1 -E "$expr" 2>&1); then
-  printf '%s\n' "$out" | grep -v '^  /nix/store/' | tail -n 20 | cut -c1-400 >&2
-  echo "debian-pkgs: nix-build failed (above)" >&2
+failed=
+i=0
+for a in ${arches//,/ }; do
+  if ! wait "${pids[$i]}"; then
+    grep -v '^  /nix/store/' "$dir/.nix-build-$a.log" | tail -n 20 | cut -c1-400 >&2
+    failed+=" $a"
+  fi
+  i=$((i + 1))
+done
+trap - INT TERM
+if [ -n "$failed" ]; then
+  echo "debian-pkgs: nix-build failed for$failed (above)" >&2
   exit 1
 fi
+out=$(cat "$dir"/.nix-build-*.log)
+rm -f "$dir"/.nix-build-*.log
 phase "nix-build"
 mv "$dir/.default.nix.tmp" "$dir/default.nix"
 echo "$stamp" > "$dir/gen/stamp"
