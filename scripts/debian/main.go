@@ -738,8 +738,7 @@ func fetchAndUnpack(c config, ps []*pkg, ph *phases) (map[string]*tree, error) {
 		}
 		seen[p.SHA256] = true
 		_, errDeb := os.Stat(debPath(c, p))
-		_, errTree := os.Stat(filepath.Join(treeDir(c, p), "info.json"))
-		if errDeb == nil || errTree == nil {
+		if errDeb == nil || readTree(c, p) != nil {
 			have = append(have, p)
 		} else {
 			want = append(want, p)
@@ -934,11 +933,33 @@ type tree struct {
 }
 
 type treeInfo struct {
+	Format  int      `json:"format"`  // treeFormat when it was unpacked
 	NarHash string   `json:"narHash"` // sha256 of the NAR of tree/, hex
 	Interp  []string `json:"interp"`  // ELF files with an interpreter
 	Dynamic []string `json:"dynamic"` // other dynamically linked ELF files
 	LibDirs []string `json:"libDirs"` // directories of shared libraries
 	LdSo    string   `json:"ldSo"`    // the dynamic loader, if the package has it
+}
+
+// treeFormat changes whenever unpacking makes a different tree from the
+// same .deb (2: documentation left out): trees of another format are
+// unpacked again, so a kept tree never gives another store path than a
+// fresh one.
+const treeFormat = 2
+
+// readTree is the kept tree of p, or nil when there is none of this
+// treeFormat.
+func readTree(c config, p *pkg) *tree {
+	dir := treeDir(c, p)
+	b, err := os.ReadFile(filepath.Join(dir, "info.json"))
+	if err != nil {
+		return nil
+	}
+	t := &tree{dir: dir}
+	if json.Unmarshal(b, &t.info) != nil || t.info.Format != treeFormat {
+		return nil
+	}
+	return t
 }
 
 func treeDir(c config, p *pkg) string {
@@ -948,11 +969,10 @@ func treeDir(c config, p *pkg) string {
 func unpack(c config, p *pkg) (*tree, error) {
 	dir := treeDir(c, p)
 	t := &tree{dir: dir}
-	if b, err := os.ReadFile(filepath.Join(dir, "info.json")); err == nil {
-		if err := json.Unmarshal(b, &t.info); err == nil {
-			return t, nil
-		}
+	if kept := readTree(c, p); kept != nil {
+		return kept, nil
 	}
+	t.info.Format = treeFormat
 	deb := debPath(c, p)
 	sum, err := fileSHA256(deb)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -349,5 +350,36 @@ func TestFetchChecksumMismatch(t *testing.T) {
 				t.Errorf("%s left in %s", e.Name(), d)
 			}
 		}
+	}
+}
+
+// A kept tree of another treeFormat is not used: the package is unpacked
+// again (here its .deb is missing, so that fails), so the store paths of
+// a kept set are those of a fresh one.
+func TestStaleTreeFormat(t *testing.T) {
+	c := config{out: t.TempDir()}
+	p := &pkg{Name: "app", Version: "1.0", Arch: "amd64", Filename: "pool/main/a/app/app_1.0_amd64.deb",
+		SHA256: strings.Repeat("cd", 32)}
+	dir := treeDir(c, p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(format int) {
+		t.Helper()
+		b := []byte(`{"format": ` + strconv.Itoa(format) + `, "narHash": "00"}`)
+		if err := os.WriteFile(filepath.Join(dir, "info.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(treeFormat - 1)
+	if readTree(c, p) != nil {
+		t.Fatal("a tree of an older format was kept")
+	}
+	if _, err := unpack(c, p); err == nil {
+		t.Fatal("unpack used the stale tree")
+	}
+	write(treeFormat)
+	if got, err := unpack(c, p); err != nil || got.info.NarHash != "00" {
+		t.Fatalf("unpack of a current tree: %v %v, want the kept one", got, err)
 	}
 }
