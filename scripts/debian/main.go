@@ -349,7 +349,6 @@ func parseList(r io.Reader, ix *index) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	var cur *pkg
-	var field string
 	flush := func() error {
 		if cur == nil || cur.Name == "" {
 			cur = nil
@@ -367,8 +366,10 @@ func parseList(r io.Reader, ix *index) error {
 		return nil
 	}
 	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
+		// Bytes, not Text: most lines are fields this never reads, and
+		// a string for each would be most of the time spent here.
+		line := sc.Bytes()
+		if len(line) == 0 {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -380,38 +381,38 @@ func parseList(r io.Reader, ix *index) error {
 		if line[0] == ' ' || line[0] == '\t' {
 			continue // continuation lines: only long descriptions use them
 		}
-		k, v, ok := strings.Cut(line, ":")
+		k, v, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
 			continue
 		}
-		field = k
-		v = strings.TrimSpace(v)
-		switch field {
+		val := func() string { return string(bytes.TrimSpace(v)) }
+		switch string(k) {
 		case "Package":
-			cur.Name = v
+			cur.Name = val()
 		case "Version":
-			cur.Version = v
+			cur.Version = val()
 		case "Architecture":
-			cur.Arch = v
+			cur.Arch = val()
 		case "Pre-Depends", "Depends":
 			if cur.Depends != "" {
-				cur.Depends += ", "
+				cur.Depends += ", " + val()
+			} else {
+				cur.Depends = val()
 			}
-			cur.Depends += v
 		case "Recommends":
-			cur.Recommends = v
+			cur.Recommends = val()
 		case "Provides":
-			cur.Provides = v
+			cur.Provides = val()
 		case "Filename":
-			cur.Filename = v
+			cur.Filename = val()
 		case "SHA256":
-			cur.SHA256 = v
+			cur.SHA256 = val()
 		case "Size":
-			cur.Size, _ = strconv.ParseInt(v, 10, 64)
+			cur.Size, _ = strconv.ParseInt(val(), 10, 64)
 		case "Description":
-			cur.Description = v
+			cur.Description = val()
 		case "Homepage":
-			cur.Homepage = v
+			cur.Homepage = val()
 		}
 	}
 	if err := sc.Err(); err != nil {
