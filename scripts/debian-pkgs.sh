@@ -92,6 +92,9 @@ export NIX_CONFIG="substituters =
 ${NIX_CONFIG:-}"
 # Build every store path, one nix-build per architecture side by side:
 # each evaluates its set (importing its unpacked trees) on its own core.
+# The store's database made before the two start: Nix 2.8 answers
+# "database is busy" to two programs that both create a missing one.
+nix-store --init
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; exit 1' INT TERM
 for a in ${arches//,/ }; do

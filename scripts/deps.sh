@@ -76,6 +76,10 @@ fi
 # Nix's state directories, single-user as root. No nix.conf is written:
 # strata passes the settings it needs on every Nix call.
 mkdir -p /nix/var/nix/profiles /nix/var/nix/gcroots
+# The store's database made once here: Nix 2.8 answers "database is busy"
+# to two programs that both find it missing and create it at once (the
+# first `make run` builds the offline set and the Debian set side by side).
+[ -e /nix/var/nix/db/db.sqlite ] || nix-store --init
 
 [ "$level" = run ] && exit 0
 
