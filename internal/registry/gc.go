@@ -351,12 +351,22 @@ func (g *gc) repo(r *repoKeys) error {
 	sort.Strings(dead)
 	for _, k := range dead {
 		g.rep.Links = append(g.rep.Links, k)
-		g.o.Log.Debug("gc: remove link", "key", k, "dryRun", g.o.DryRun)
-		if !g.o.DryRun {
-			if err := g.s.Delete(g.ctx, k); err != nil {
-				return fmt.Errorf("registry: gc: %w", err)
-			}
+		if err := g.remove(k, "link", "key", k); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// remove logs the removal of key k (a what, described by attrs) and, unless
+// this is a dry run, deletes it.
+func (g *gc) remove(k, what string, attrs ...any) error {
+	g.o.Log.Debug("gc: remove "+what, append(attrs, "dryRun", g.o.DryRun)...)
+	if g.o.DryRun {
+		return nil
+	}
+	if err := g.s.Delete(g.ctx, k); err != nil {
+		return fmt.Errorf("registry: gc: %w", err)
 	}
 	return nil
 }
@@ -383,11 +393,8 @@ func (g *gc) sweepBlobs() error {
 		}
 		g.rep.Blobs = append(g.rep.Blobs, d)
 		g.rep.BlobBytes += info.Size
-		g.o.Log.Debug("gc: remove blob", "digest", d, "size", info.Size, "dryRun", g.o.DryRun)
-		if !g.o.DryRun {
-			if err := g.s.Delete(g.ctx, k); err != nil {
-				return fmt.Errorf("registry: gc: %w", err)
-			}
+		if err := g.remove(k, "blob", "digest", d, "size", info.Size); err != nil {
+			return err
 		}
 	}
 	return nil

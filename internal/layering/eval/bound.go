@@ -274,14 +274,7 @@ func updateBound(c *Corpus, u *Update, budget int) UpdateBound {
 	g := u.graph
 	var clientChanged int64
 	for _, im := range c.Images {
-		roots := make([]string, len(im.Roots))
-		moved := false
-		for j, p := range im.Roots {
-			if to, ok := u.Map[p]; ok {
-				p, moved = to, true
-			}
-			roots[j] = p
-		}
+		roots, moved := u.newRoots(im.Roots)
 		if !moved {
 			continue
 		}

@@ -174,14 +174,7 @@ func EvaluateUpdates(c *Corpus, s layering.Strategy, budget int, updates map[str
 		after := make(map[string]int64)
 		changed := make(map[string]bool)
 		for i, im := range c.Images {
-			roots := make([]string, len(im.Roots))
-			moved := false
-			for j, p := range im.Roots {
-				if to, ok := u.Map[p]; ok {
-					p, moved = to, true
-				}
-				roots[j] = p
-			}
+			roots, moved := u.newRoots(im.Roots)
 			if !moved {
 				// The closure of unmoved roots can still hold changed
 				// paths only if a root's dependency changed, and then

@@ -39,6 +39,19 @@ type Update struct {
 	isNew map[string]bool // the new paths
 }
 
+// newRoots maps roots through the update: each root that changed becomes
+// its new path; moved reports whether any did.
+func (u *Update) newRoots(roots []string) (out []string, moved bool) {
+	out = make([]string, len(roots))
+	for i, p := range roots {
+		if to, ok := u.Map[p]; ok {
+			p, moved = to, true
+		}
+		out[i] = p
+	}
+	return out, moved
+}
+
 // ownUpdate is the corpus's own update.
 func (c *Corpus) ownUpdate() *Update {
 	u := &Update{Map: c.Updated, graph: c.Graph(), isNew: make(map[string]bool, len(c.Updated))}
