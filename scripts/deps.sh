@@ -79,7 +79,7 @@ mkdir -p /nix/var/nix/profiles /nix/var/nix/gcroots
 # The store's database made once here: Nix 2.8 answers "database is busy"
 # to two programs that both find it missing and create it at once (the
 # first `make run` builds the offline set and the Debian set side by side).
-[ -e /nix/var/nix/db/db.sqlite ] || nix-store --init
+[ -e /nix/var/nix/db/db.sqlite ] || (. scripts/nix-env.sh && nix-store --init)
 
 [ "$level" = run ] && exit 0
 

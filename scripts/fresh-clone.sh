@@ -53,6 +53,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# 0. The user's own client, which make run does not install (it is not
+#    needed to serve): podman with runc, as scripts/deps.sh test installs them.
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+	t0=$(now)
+	echo "fresh-clone: installing podman and runc (the client)"
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc >/dev/null
+	step "apt-get install podman (the client)" "$(since "$t0")"
+fi
+
 # 1. make run, until /v2/ answers.
 t0=$(now)
 (cd "$work/strata" && exec setsid "${clean_env[@]}" RUN_ADDR="$addr" RUN_DEBIAN_ADDR="127.0.0.1:$dport" make run) >"$log/make-run.log" 2>&1 &
