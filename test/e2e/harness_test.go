@@ -46,10 +46,7 @@ func TestMain(m *testing.M) {
 	// The tests run nix-build themselves too (strata passes these on its
 	// own calls): no binary cache, and as root on a machine whose Nix has
 	// no nix.conf and no 'nixbld' group, builds without build users.
-	nixConf := "substituters ="
-	if _, err := user.LookupGroup("nixbld"); err != nil && os.Geteuid() == 0 {
-		nixConf += "\nbuild-users-group ="
-	}
+	nixConf := "substituters =" + rootNixConf()
 	if v := os.Getenv("NIX_CONFIG"); v != "" {
 		nixConf = v + "\n" + nixConf
 	}
@@ -269,4 +266,14 @@ func (p *podman) must(limit time.Duration, args ...string) string {
 		p.t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
+}
+
+// rootNixConf is the Nix setting that root needs on a machine whose Nix has
+// no nix.conf and no 'nixbld' group (Debian's nix-bin as installed): without
+// it Nix warns on every call, or refuses to build. Empty elsewhere.
+func rootNixConf() string {
+	if _, err := user.LookupGroup("nixbld"); err != nil && os.Geteuid() == 0 {
+		return "\nbuild-users-group ="
+	}
+	return ""
 }

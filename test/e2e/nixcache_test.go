@@ -31,7 +31,7 @@ func newNixClient(t *testing.T, cacheURL, publicKey, netrc string) *nixClient {
 	need(t, "nix-store")
 	dir := t.TempDir()
 	c := &nixClient{t: t, store: filepath.Join(dir, "store"),
-		env: []string{"XDG_CACHE_HOME=" + filepath.Join(dir, "cache"), "NIX_CONFIG="}}
+		env: []string{"XDG_CACHE_HOME=" + filepath.Join(dir, "cache"), "NIX_CONFIG=" + rootNixConf()}}
 	c.opts = []string{"--option", "substituters", cacheURL, "--option", "trusted-public-keys", publicKey,
 		"--option", "require-sigs", "true", "--option", "connect-timeout", "5"}
 	if netrc != "" {

@@ -76,7 +76,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", 
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), ctdSock, nsSock))
 
 	path := "PATH=" + bin + ":" + os.Getenv("PATH")
-	nixConf := "NIX_CONFIG=substituters = http://" + addr + "\ntrusted-public-keys = " + strings.TrimSpace(string(pub)) + "\nrequire-sigs = true\n"
+	nixConf := "NIX_CONFIG=substituters = http://" + addr + "\ntrusted-public-keys = " + strings.TrimSpace(string(pub)) + "\nrequire-sigs = true\n" + rootNixConf()
 	daemon(t, "nix-snapshotter", []string{path, nixConf, "XDG_CACHE_HOME=" + filepath.Join(dir, "xdg")}, nsSock,
 		filepath.Join(bin, "nix-snapshotter"), "--config", nsConf)
 	daemon(t, "containerd", []string{path}, ctdSock, filepath.Join(bin, "containerd"), "--config", ctdConf)
