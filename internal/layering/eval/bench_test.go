@@ -45,3 +45,67 @@ func BenchmarkLayering(b *testing.B) {
 	}
 	_ = layering.Names
 }
+
+// BenchmarkTuningStrata measures the strata strategy alone on the extended
+// tuning set (ExtendedTuningSet: no held-out corpus) at budgets 100 and 20:
+// efficiency and the client's cost of every update kind, with the means
+// over the corpora. It is the measurement to tune on.
+//
+//	go test -run '^$' -bench TuningStrata -benchtime 1x ./internal/layering/eval/
+func BenchmarkTuningStrata(b *testing.B) {
+	specs := ExtendedTuningSet()
+	budgets := []int{100, 20}
+	type res struct {
+		eff   [2]float64
+		costs [2]map[string]float64
+	}
+	out := make([]res, len(specs))
+	for i := 0; i < b.N; i++ {
+		for j, spec := range specs {
+			c, err := spec.Load("../../..")
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := layering.NewFor("strata", c.Stats())
+			if err != nil {
+				b.Fatal(err)
+			}
+			kinds := c.UpdateKinds()
+			for k, budget := range budgets {
+				r := EvaluateUpdates(c, s, budget, kinds)
+				if len(r.Problems) > 0 {
+					b.Fatalf("%s: %s", spec, strings.Join(r.Problems, "; "))
+				}
+				out[j].eff[k] = r.Summary.Efficiency
+				out[j].costs[k] = make(map[string]float64)
+				for name, u := range r.Summary.Updates {
+					out[j].costs[k][name] = u.ClientCost
+				}
+			}
+		}
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nstrata on the extended tuning set: efficiency and client update cost (leaf, mid, base, mixed) at budgets 100 / 20\n")
+	var sumEff [2]float64
+	sumCost := [2]map[string]float64{{}, {}}
+	for j, spec := range specs {
+		line := fmt.Sprintf("%-12s %5.3f/%5.3f", spec, out[j].eff[0], out[j].eff[1])
+		for _, kind := range UpdateKindNames() {
+			line += fmt.Sprintf(" %5.2f/%5.2f", out[j].costs[0][kind], out[j].costs[1][kind])
+		}
+		fmt.Fprintln(&sb, line)
+		for k := range budgets {
+			sumEff[k] += out[j].eff[k]
+			for kind, v := range out[j].costs[k] {
+				sumCost[k][kind] += v
+			}
+		}
+	}
+	n := float64(len(specs))
+	line := fmt.Sprintf("%-12s %5.3f/%5.3f", "mean", sumEff[0]/n, sumEff[1]/n)
+	for _, kind := range UpdateKindNames() {
+		line += fmt.Sprintf(" %5.2f/%5.2f", sumCost[0][kind]/n, sumCost[1][kind]/n)
+	}
+	fmt.Fprintln(&sb, line)
+	fmt.Fprint(os.Stdout, sb.String())
+}

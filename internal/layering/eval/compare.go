@@ -361,3 +361,16 @@ func MustShare(c *Corpus, budget int) float64 {
 	}
 	return ratio(must, total)
 }
+
+// ExtendedTuningSet is the tuning set with seeds 2 to 5 of each tuning
+// shape (nixpkgs, layered, deep): more corpora of the shapes the strata
+// strategy's parameters may be chosen on, never of the held-out ones.
+func ExtendedTuningSet() []CorpusSpec {
+	out := TuningSet()
+	for _, sh := range []string{"nixpkgs", "layered", "deep"} {
+		for seed := uint64(2); seed <= 5; seed++ {
+			out = append(out, CorpusSpec{Shape: sh, Seed: seed})
+		}
+	}
+	return out
+}
