@@ -268,7 +268,8 @@
 // are the shared tier's (on layered/4, 25 MB of unchanged libraries
 // fetched again for 13 MB changed). The weakness is not the held-out
 // shapes' alone: on more seeds of the tuning shapes (2 to 5 of layered,
-// deep and nixpkgs, used for tuning only) strata's mixed cost at 20 is
+// deep and nixpkgs, used for tuning only; BenchmarkTuningStrata measures
+// them with the tuning set) strata's mixed cost at 20 is
 // 1.13-1.16 on nixpkgs but 1.15-4.07 on layered and deep (mean 1.78 over
 // the 15 tuning corpora, efficiency 0.848 against 0.923 for the layering
 // that knows every image). Tried there, none kept (each lowered neither
@@ -279,7 +280,18 @@
 // -0.18 on layered and deep); a third tier for the most popular libraries
 // or for libraries with large dependency cones (they change more often);
 // a ranking term for a block's dependency cone; other weights and fold
-// bounds. strata beats every baseline's efficiency on every corpus at 20
+// bounds; splitting each tier's blocks into buckets by a key the same in
+// every image (an FNV hash of the package name without its version, or
+// ranges of dependency height, cone size or popularity), one group per
+// bucket: with one to eight more groups than the two tiers the mean mixed
+// cost at 20 over the 15 tuning corpora went from 1.78 to 1.62-1.94 but
+// efficiency at 20 from 0.848 to 0.769-0.847 (each bucket takes the slot
+// of a layer of its own, and buckets, like the tiers, are almost never the
+// same in two images; no split that kept efficiency within 0.005 got the
+// mean below 1.77), and two name-hash buckets in place of the two tiers
+// (0.847, mean 1.73) gained much only on layered/4 (4.07 to 2.49), lost
+// on 6 of the 15 and raised the leaf update's mean cost from 2.05 to 2.35.
+// strata beats every baseline's efficiency on every corpus at 20
 // and is within 0.01 of the best at 100.
 //
 // For one strategy, budget and corpus:
