@@ -149,24 +149,14 @@ func EvaluateUpdates(c *Corpus, s layering.Strategy, budget int, updates map[str
 			r.Summary.MaxLayers = n
 		}
 	}
-	ideal := make(map[string]bool)
-	var idealBytes int64
-	for _, im := range c.Images {
-		for _, p := range g.Closure(im.Roots...) {
-			if !ideal[p] {
-				ideal[p] = true
-				idealBytes += g.Paths[p].NarSize
-			}
-		}
-	}
 	r.Summary.Images = len(c.Images)
-	r.Summary.IdealBytes = idealBytes
+	r.Summary.IdealBytes = idealBytes(c)
 	for _, n := range stored {
 		r.Summary.StoredBytes += n
 	}
 	r.Summary.DistinctLayers = len(stored)
 	if r.Summary.StoredBytes > 0 {
-		r.Summary.Efficiency = float64(idealBytes) / float64(r.Summary.StoredBytes)
+		r.Summary.Efficiency = float64(r.Summary.IdealBytes) / float64(r.Summary.StoredBytes)
 	}
 	measure := func(u *Update, keepImages bool) *UpdateSummary {
 		gu := u.graph
