@@ -46,65 +46,60 @@ func BenchmarkLayering(b *testing.B) {
 	_ = layering.Names
 }
 
-// BenchmarkTuningStrata measures the strata strategy alone on the extended
+// BenchmarkTuningStrata measures the strata strategy on the extended
 // tuning set (ExtendedTuningSet: no held-out corpus) at budgets 100 and 20:
 // efficiency and the client's cost of every update kind, with the means
 // over the corpora. It is the measurement to tune on.
 //
 //	go test -run '^$' -bench TuningStrata -benchtime 1x ./internal/layering/eval/
 func BenchmarkTuningStrata(b *testing.B) {
-	specs := ExtendedTuningSet()
-	budgets := []int{100, 20}
-	type res struct {
-		eff   [2]float64
-		costs [2]map[string]float64
-	}
-	out := make([]res, len(specs))
+	var rows []Row
 	for i := 0; i < b.N; i++ {
-		for j, spec := range specs {
-			c, err := spec.Load("../../..")
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := layering.NewFor("strata", c.Stats())
-			if err != nil {
-				b.Fatal(err)
-			}
-			kinds := c.UpdateKinds()
-			for k, budget := range budgets {
-				r := EvaluateUpdates(c, s, budget, kinds)
-				if len(r.Problems) > 0 {
-					b.Fatalf("%s: %s", spec, strings.Join(r.Problems, "; "))
-				}
-				out[j].eff[k] = r.Summary.Efficiency
-				out[j].costs[k] = make(map[string]float64)
-				for name, u := range r.Summary.Updates {
-					out[j].costs[k][name] = u.ClientCost
-				}
-			}
+		var err error
+		rows, err = Compare("../../..", ExtendedTuningSet(), []int{100, 20})
+		if err != nil {
+			b.Fatal(err)
 		}
+	}
+	// The strata rows of each corpus, budget 100 then 20.
+	var corpora []string
+	byCorpus := map[string]*[2]Row{}
+	for _, r := range rows {
+		if r.Strategy != "strata" {
+			continue
+		}
+		if byCorpus[r.Corpus] == nil {
+			byCorpus[r.Corpus] = &[2]Row{}
+			corpora = append(corpora, r.Corpus)
+		}
+		k := 0
+		if r.Budget != 100 {
+			k = 1
+		}
+		byCorpus[r.Corpus][k] = r
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nstrata on the extended tuning set: efficiency and client update cost (leaf, mid, base, mixed) at budgets 100 / 20\n")
-	var sumEff [2]float64
-	sumCost := [2]map[string]float64{{}, {}}
-	for j, spec := range specs {
-		line := fmt.Sprintf("%-12s %5.3f/%5.3f", spec, out[j].eff[0], out[j].eff[1])
-		for _, kind := range UpdateKindNames() {
-			line += fmt.Sprintf(" %5.2f/%5.2f", out[j].costs[0][kind], out[j].costs[1][kind])
+	kinds := UpdateKindNames()
+	sum := make([][2]float64, len(kinds)+1) // efficiency, then each kind
+	for _, name := range corpora {
+		rs := byCorpus[name]
+		line := fmt.Sprintf("%-12s %5.3f/%5.3f", name, rs[0].Efficiency, rs[1].Efficiency)
+		for k := range rs {
+			sum[0][k] += rs[k].Efficiency
 		}
-		fmt.Fprintln(&sb, line)
-		for k := range budgets {
-			sumEff[k] += out[j].eff[k]
-			for kind, v := range out[j].costs[k] {
-				sumCost[k][kind] += v
+		for j, kind := range kinds {
+			line += fmt.Sprintf(" %5.2f/%5.2f", rs[0].Updates[kind].ClientCost, rs[1].Updates[kind].ClientCost)
+			for k := range rs {
+				sum[j+1][k] += rs[k].Updates[kind].ClientCost
 			}
 		}
+		fmt.Fprintln(&sb, line)
 	}
-	n := float64(len(specs))
-	line := fmt.Sprintf("%-12s %5.3f/%5.3f", "mean", sumEff[0]/n, sumEff[1]/n)
-	for _, kind := range UpdateKindNames() {
-		line += fmt.Sprintf(" %5.2f/%5.2f", sumCost[0][kind]/n, sumCost[1][kind]/n)
+	n := float64(len(corpora))
+	line := fmt.Sprintf("%-12s %5.3f/%5.3f", "mean", sum[0][0]/n, sum[0][1]/n)
+	for j := range kinds {
+		line += fmt.Sprintf(" %5.2f/%5.2f", sum[j+1][0]/n, sum[j+1][1]/n)
 	}
 	fmt.Fprintln(&sb, line)
 	fmt.Fprint(os.Stdout, sb.String())
