@@ -214,13 +214,24 @@ func New(cfg Config) (*Driver, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	d := &Driver{cfg: cfg, log: log, defArgs: defArgs, revCache: make(map[string]treeRev)}
-	if os.Geteuid() == 0 {
-		if _, err := user.LookupGroup(defaultBuildUsersGroup); err != nil {
-			d.noBuildUsers = true
-			log.Info("nix: no build-users group, builds run as root in the sandbox", "group", defaultBuildUsersGroup)
-		}
+	if NoBuildUsers() {
+		d.noBuildUsers = true
+		log.Info("nix: no build-users group, builds run as root in the sandbox", "group", defaultBuildUsersGroup)
 	}
 	return d, nil
+}
+
+// NoBuildUsers reports whether Nix, run by this process, would fail for
+// want of build users: it runs as root and the 'nixbld' group that Nix
+// builds as by default does not exist (Debian's nix-bin as installed, with
+// no nix.conf). Nix then needs build-users-group set to empty, which the
+// Driver passes on every call.
+func NoBuildUsers() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	_, err := user.LookupGroup(defaultBuildUsersGroup)
+	return err != nil
 }
 
 // Builds is the number of nix-build invocations started so far.

@@ -14,13 +14,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"strata/internal/nix"
 )
 
 var (
@@ -268,11 +269,11 @@ func (p *podman) must(limit time.Duration, args ...string) string {
 	return out
 }
 
-// rootNixConf is the Nix setting that root needs on a machine whose Nix has
-// no nix.conf and no 'nixbld' group (Debian's nix-bin as installed): without
-// it Nix warns on every call, or refuses to build. Empty elsewhere.
+// rootNixConf is the Nix setting strata passes when Nix has no build users
+// (nix.NoBuildUsers): without it Nix warns on every call, or refuses to
+// build. Empty elsewhere.
 func rootNixConf() string {
-	if _, err := user.LookupGroup("nixbld"); err != nil && os.Geteuid() == 0 {
+	if nix.NoBuildUsers() {
 		return "\nbuild-users-group ="
 	}
 	return ""
