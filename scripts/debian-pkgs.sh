@@ -22,7 +22,9 @@
 # everything built.
 #
 # Needs apt's lists for both architectures, lz4, xz, nix-build and the
-# static busybox: scripts/deps.sh installs them.
+# static busybox, and Nix's database made before the two nix-builds below
+# start side by side (Nix 2.8 answers "database is busy" to two programs
+# that both create a missing one): scripts/deps.sh does all of it.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -92,9 +94,6 @@ export NIX_CONFIG="substituters =
 ${NIX_CONFIG:-}"
 # Build every store path, one nix-build per architecture side by side:
 # each evaluates its set (importing its unpacked trees) on its own core.
-# The store's database made before the two start: Nix 2.8 answers
-# "database is busy" to two programs that both create a missing one.
-nix-store --init
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; exit 1' INT TERM
 for a in ${arches//,/ }; do
